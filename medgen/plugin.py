@@ -1,0 +1,25 @@
+"""medgen's own plugin manifest: first-party components register through the same path as plugins.
+
+Each section belongs to one subpackage; add one line per component (``"kind.name": "module:attr"``) next to
+the ``@register`` decorator on the object itself. ``tests/registry/test_builtin_manifest.py`` fails when the
+two disagree.
+"""
+
+from pathlib import Path
+
+MANIFEST_ROOT = Path(__file__).resolve().parent.parent  # repository root: bundles/ lives there
+
+MANIFEST = {
+    "name": "medgen",
+    "version": "0.1.0",
+    "api_version": 1,
+    "bundles": ["bundles"],
+    "components": {
+        # --- networks: SR zoo (medgen.networks.nets) -------------------------------------------------------
+        # --- networks: classifiers ----------------------------------------------------------------------
+        # --- datasets (medgen.data) ---------------------------------------------------------------------
+        # --- transforms ---------------------------------------------------------------------------------
+        # --- sr backends (medgen.inferers) ----------------------------------------------------------------
+        # --- losses / metrics ---------------------------------------------------------------------------
+    },
+}
