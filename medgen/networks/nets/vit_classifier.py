@@ -1,0 +1,226 @@
+"""Vision Transformer multi-label chest X-ray classifiers (timm ViT with a multi-label logits head).
+
+The attention-guided SR system (bundle ``cxr_attention_sr_classifier``) needs a classifier whose attention can be
+read out. timm's ``VisionTransformer`` gives that (``medgen.inferers.attention``) and its ``forward`` returns the
+logits tensor, so MONAI ``verify_net_in_out`` and TorchScript export work unchanged.
+
+Two registered variants:
+
+* ``vit_phantom_small``: a small ViT trained from scratch on the embedded phantom (trains in minutes on 2 CPU
+  cores).
+* ``vit_base_patch16_224``: ViT-B/16 initialised from a *local* timm/ImageNet checkpoint when
+  ``pretrained_path`` is given. Nothing is ever downloaded; without a path it trains from scratch and says so
+  with a warning.
+
+Checkpoints written by :func:`save_classifier_checkpoint` store the label list; :func:`load_classifier_checkpoint`
+refuses a checkpoint whose labels differ from the model's, naming both lists (a silent label-order mismatch would
+make every per-class figure wrong).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.utils import optional_import
+from torch import nn
+
+from medgen.registry import register
+
+timm, _ = optional_import("timm")
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ViTClassifier",
+    "load_classifier_checkpoint",
+    "save_classifier_checkpoint",
+    "vit_base_patch16_224",
+    "vit_phantom_small",
+]
+
+
+class ViTClassifier(nn.Module):
+    """A timm Vision Transformer with one logit per label (multi-label, use with BCE-with-logits).
+
+    Args:
+        labels: finding names, in logit order; stored in checkpoints and checked on load.
+        img_size: square input side in pixels (must be a multiple of ``patch_size``).
+        patch_size: ViT patch side; the attention map has ``img_size // patch_size`` cells per side.
+        embed_dim: token width.
+        depth: number of transformer blocks.
+        num_heads: attention heads per block.
+        in_chans: image channels (1 for radiographs).
+        drop_rate: dropout before the head and in the MLPs.
+        timm_name: build ``timm.create_model(timm_name, ...)`` instead of a custom-sized ViT (the size arguments
+            are then ignored, except ``img_size`` and ``in_chans``).
+        pretrained_path: local timm-format checkpoint for ``timm_name`` (e.g. ImageNet-21k ViT-B/16 weights);
+            timm adapts the first convolution to ``in_chans`` and drops the old head. Never downloaded.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        img_size: int = 224,
+        patch_size: int = 16,
+        embed_dim: int = 192,
+        depth: int = 6,
+        num_heads: int = 3,
+        in_chans: int = 1,
+        drop_rate: float = 0.0,
+        timm_name: str | None = None,
+        pretrained_path: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        labels = tuple(str(n) for n in labels)
+        if not labels:
+            raise ValueError("ViTClassifier: `labels` is empty; pass the finding names in logit order")
+        if img_size % patch_size:
+            raise ValueError(
+                f"ViTClassifier: img_size={img_size} is not a multiple of patch_size={patch_size}; "
+                f"choose e.g. img_size={img_size // patch_size * patch_size}"
+            )
+        self.labels = labels
+        self.img_size = int(img_size)
+        self.in_chans = int(in_chans)
+        if timm_name is None:
+            if pretrained_path is not None:
+                raise ValueError(
+                    "ViTClassifier: `pretrained_path` needs `timm_name` (the checkpoint's architecture)"
+                )
+            from timm.models.vision_transformer import VisionTransformer
+
+            self.vit = VisionTransformer(
+                img_size=img_size,
+                patch_size=patch_size,
+                in_chans=in_chans,
+                num_classes=len(labels),
+                embed_dim=embed_dim,
+                depth=depth,
+                num_heads=num_heads,
+                drop_rate=drop_rate,
+            )
+        else:
+            kwargs: dict[str, Any] = dict(
+                img_size=img_size, in_chans=in_chans, num_classes=len(labels), drop_rate=drop_rate
+            )
+            if pretrained_path is not None:
+                path = Path(pretrained_path)
+                if not path.is_file():
+                    raise FileNotFoundError(
+                        f"ViTClassifier: pretrained_path {str(path)!r} does not exist; point it at a local "
+                        f"{timm_name} checkpoint (.pth/.safetensors/.npz) or leave it empty to train from scratch"
+                    )
+                # pretrained_cfg_overlay(file=...) makes timm read the local file; it never reaches the hub then.
+                self.vit = timm.create_model(
+                    timm_name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs
+                )
+                logger.info("ViTClassifier: %s initialised from local checkpoint %s", timm_name, path)
+            else:
+                self.vit = timm.create_model(timm_name, pretrained=False, **kwargs)
+                logger.warning(
+                    "ViTClassifier: NO PRETRAINED WEIGHTS for %s (no `pretrained_path` configured): training from "
+                    "scratch. Set pretrained_path to a local checkpoint to fine-tune as the paper does.",
+                    timm_name,
+                )
+        self.patch_size = int(self.vit.patch_embed.patch_size[0])
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Patch-token grid (rows, cols) of the attention maps."""
+        return tuple(self.vit.patch_embed.grid_size)  # type: ignore[return-value]
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return int(self.vit.num_prefix_tokens)
+
+    @property
+    def blocks(self) -> nn.Sequential:
+        return self.vit.blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_labels) for images (B, in_chans, img_size, img_size)."""
+        return self.vit(x)
+
+
+@register("network", "vit_phantom_small")
+def vit_phantom_small(
+    labels: Sequence[str] | None = None,
+    img_size: int = 128,
+    patch_size: int = 8,
+    embed_dim: int = 192,
+    depth: int = 6,
+    num_heads: int = 3,
+    **kwargs: Any,
+) -> ViTClassifier:
+    """Small ViT (dim 192, depth 6, 3 heads, ~2.7M parameters) trained from scratch on the phantom.
+
+    Defaults to 128 px with 8-px patches (a 16x16 attention grid, fine enough for pointing-game localisation)
+    so that training fits in minutes on a 2-core CPU; use ``img_size=224, patch_size=16`` for the paper's size.
+    """
+    if labels is None:
+        from medgen.data.labels import PHANTOM_LABELS
+
+        labels = PHANTOM_LABELS
+    return ViTClassifier(
+        labels,
+        img_size=img_size,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        **kwargs,
+    )
+
+
+@register("network", "vit_base_patch16_224")
+def vit_base_patch16_224(
+    labels: Sequence[str] | None = None,
+    img_size: int = 224,
+    pretrained_path: str | Path | None = None,
+    **kwargs: Any,
+) -> ViTClassifier:
+    """ViT-B/16 (86M parameters), initialised from a local checkpoint when ``pretrained_path`` is set."""
+    if labels is None:
+        from medgen.data.labels import PHANTOM_LABELS
+
+        labels = PHANTOM_LABELS
+    return ViTClassifier(
+        labels, img_size=img_size, timm_name="vit_base_patch16_224", pretrained_path=pretrained_path, **kwargs
+    )
+
+
+def save_classifier_checkpoint(path: str | Path, model: ViTClassifier, **extra: Any) -> Path:
+    """Write ``{"state_dict", "labels", **extra}`` so the label order travels with the weights."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "labels": list(model.labels), **extra}, path)
+    return path
+
+
+def load_classifier_checkpoint(
+    path: str | Path, model: ViTClassifier, map_location: str | torch.device = "cpu"
+) -> dict:
+    """Load weights written by :func:`save_classifier_checkpoint` into ``model``.
+
+    Raises:
+        ValueError: the checkpoint has no label list, or its labels differ from ``model.labels`` (both named).
+    """
+    path = Path(path)
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or "labels" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has no 'labels'/'state_dict' entries; write it with "
+            f"medgen.networks.nets.vit_classifier.save_classifier_checkpoint"
+        )
+    ckpt_labels = tuple(ckpt["labels"])
+    if ckpt_labels != tuple(model.labels):
+        raise ValueError(
+            f"checkpoint {str(path)!r} was trained for labels {list(ckpt_labels)} but the config asks for "
+            f"{list(model.labels)}; use the same label list (and order) or retrain the classifier"
+        )
+    model.load_state_dict(ckpt["state_dict"])
+    return ckpt

@@ -1,0 +1,57 @@
+"""ViT multi-label classifier: logits shape, label-list checkpoint refusal, loss, registry."""
+
+import pytest
+import torch
+
+import medgen
+from medgen.losses.classification import MultiLabelBCELoss, pos_weight_from_labels
+from medgen.networks.nets.vit_classifier import (
+    ViTClassifier,
+    load_classifier_checkpoint,
+    save_classifier_checkpoint,
+)
+
+LABELS = ("Mass", "Nodule", "Effusion")
+
+
+def _tiny(labels=LABELS):
+    return ViTClassifier(labels, img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+
+
+def test_forward_returns_logits_tensor():
+    net = _tiny().eval()
+    out = net(torch.rand(2, 1, 32, 32))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3)
+    assert net.grid_size == (4, 4)
+
+
+def test_registry_front_door_builds_small_vit():
+    net = medgen.create_network("vit_phantom_small", labels=LABELS, img_size=32, patch_size=8, depth=1)
+    assert net(torch.rand(1, 1, 32, 32)).shape == (1, 3)
+
+
+def test_checkpoint_roundtrip_and_label_mismatch_refused(tmp_path):
+    net = _tiny()
+    path = save_classifier_checkpoint(tmp_path / "clf.pt", net)
+    other = _tiny()
+    load_classifier_checkpoint(path, other)
+    x = torch.rand(1, 1, 32, 32)
+    assert torch.allclose(net.eval()(x), other.eval()(x))
+    with pytest.raises(ValueError, match=r"Nodule.*Mass|trained for labels"):
+        load_classifier_checkpoint(path, _tiny(("Nodule", "Mass", "Effusion")))
+
+
+def test_missing_pretrained_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pretrained_path"):
+        ViTClassifier(LABELS, timm_name="vit_tiny_patch16_224", pretrained_path=tmp_path / "nope.pth")
+
+
+def test_pos_weight_and_bce():
+    y = torch.tensor([[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 0, 0]], dtype=torch.float32)
+    pw = pos_weight_from_labels(y, max_weight=10)
+    assert torch.allclose(pw, torch.tensor([1.0, 3.0, 10.0]))
+    logits = torch.randn(4, 3)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pw)
+    assert torch.allclose(MultiLabelBCELoss(pos_weight=pw.tolist())(logits, y), ref)
+    with pytest.raises(ValueError, match="targets"):
+        MultiLabelBCELoss()(logits, y[:, :2])
