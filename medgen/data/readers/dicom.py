@@ -76,8 +76,8 @@ def read_dicom_folder(
         if "Rows" not in ds or "Columns" not in ds:
             collector.add(
                 path,
-                f"DICOM {ds.get('Modality', '?')} object without an image (SOP class "
-                f"{ds.get('SOPClassUID', '?')}); move it out or add it to ignore",
+                f"no Rows/Columns: a non-image object (Modality {ds.get('Modality', '?')}, SOP class "
+                f"{ds.get('SOPClassUID', '?')}) or a truncated file; move it out or add it to ignore",
             )
             continue
         if not ds.get("SeriesInstanceUID"):

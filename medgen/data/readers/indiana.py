@@ -44,7 +44,8 @@ LAYOUT = """  kaggle:  <dataset_dir>/indiana_reports.csv, indiana_projections.cs
 REPORTS_HEADER = "uid,MeSH,Problems,image,indication,comparison,findings,impression"
 PROJECTIONS_HEADER = "uid,filename,projection"
 TEXT_POLICIES = ("remove", "mask", "keep")
-_MASKED_WORD = re.compile(r"-?[A-Za-z]*XXXX[A-Za-z]*-?")
+_MASKED_CORE = re.compile(r"[A-Za-z]*XXXX[A-Za-z]*")
+_MASKED_WORD = re.compile(r"-?[A-Za-z]*XXXX[A-Za-z]*-?")  # with a joining hyphen, for removal
 
 
 def clean_report_text(text: str, policy: str = "remove", mask_token: str = "[ANON]") -> str:
@@ -63,13 +64,12 @@ def clean_report_text(text: str, policy: str = "remove", mask_token: str = "[ANO
     if policy == "keep":
         return text
     if policy == "mask":
-        return _MASKED_WORD.sub(
-            lambda m: (" " if m.group().startswith("-") else "") + mask_token, text
-        ).strip()
+        return _MASKED_CORE.sub(mask_token, text)
     text = _MASKED_WORD.sub(" ", text)
     text = re.sub(r"\s+([.,;:])", r"\1", " ".join(text.split()))
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)  # ", ," -> ","
     text = re.sub(r"[,;:]\s*\.", ".", text)  # "on, ." -> "on."
+    text = re.sub(r"\.(?:\s*\.)+", ".", text)  # "male. ." (a removed one-word sentence) -> "male."
     sentences = [s.strip(" ,;:") for s in re.split(r"(?<=\.)\s+", text)]
     return " ".join(s for s in sentences if s.strip(" .,;:"))
 
