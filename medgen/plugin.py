@@ -16,6 +16,14 @@ MANIFEST = {
     "bundles": ["bundles"],
     "components": {
         # --- networks: SR zoo (medgen.networks.nets) -------------------------------------------------------
+        "network.srcnn": "medgen.networks.nets.srcnn:srcnn",
+        "network.vdsr": "medgen.networks.nets.vdsr:vdsr",
+        "network.rdn": "medgen.networks.nets.rdn:rdn",
+        "network.rdn_half": "medgen.networks.nets.rdn:rdn_half",
+        "network.srdensenet": "medgen.networks.nets.srdensenet:srdensenet",
+        "network.swift_srgan": "medgen.networks.nets.swift_srgan:swift_srgan",
+        "network.swift_srgan_tiny": "medgen.networks.nets.swift_srgan:swift_srgan_tiny",
+        "network.swift_srgan_discriminator": "medgen.networks.nets.swift_srgan:swift_srgan_discriminator",
         # --- networks: classifiers ----------------------------------------------------------------------
         # --- datasets (medgen.data) ---------------------------------------------------------------------
         # --- transforms ---------------------------------------------------------------------------------
