@@ -26,6 +26,12 @@ MANIFEST = {
         "network.swift_srgan_discriminator": "medgen.networks.nets.swift_srgan:swift_srgan_discriminator",
         # --- networks: classifiers ----------------------------------------------------------------------
         # --- datasets (medgen.data) ---------------------------------------------------------------------
+        "dataset.nih_cxr14": "medgen.data.readers.nih:read_nih_cxr14",
+        "dataset.chexpert": "medgen.data.readers.chexpert:read_chexpert",
+        "dataset.indiana_cxr": "medgen.data.readers.indiana:read_indiana",
+        "dataset.mrnet": "medgen.data.readers.mrnet:read_mrnet",
+        "dataset.dicom_folder": "medgen.data.readers.dicom:read_dicom_folder",
+        "dataset.nifti_folder": "medgen.data.readers.nifti:read_nifti_folder",
         # --- transforms ---------------------------------------------------------------------------------
         # --- sr backends (medgen.inferers) ----------------------------------------------------------------
         # --- losses / metrics ---------------------------------------------------------------------------
