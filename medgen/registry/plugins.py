@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as importlib_metadata
 import importlib.resources
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,12 @@ def load_all_plugins(registry: Registry) -> None:
     from medgen.plugin import MANIFEST, MANIFEST_ROOT
 
     registry.load_manifest(dict(MANIFEST), source="medgen (built-in)", root=MANIFEST_ROOT)
+    extra = [p for p in os.environ.get("MEDGEN_BUNDLE_PATH", "").split(os.pathsep) if p.strip()]
+    if extra:  # user bundle folders without a plugin distribution
+        registry.load_manifest(
+            {"name": "MEDGEN_BUNDLE_PATH", "version": "", "api_version": 1, "bundles": extra},
+            source="environment variable MEDGEN_BUNDLE_PATH",
+        )
     if plugins_disabled():
         return
     for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
