@@ -1,0 +1,83 @@
+"""Does the classifier look at the finding? Attention vs ground-truth finding masks.
+
+* Pointing game: a hit when the map's maximum falls inside the finding mask (optionally within ``tolerance``
+  pixels of it, Euclidean).
+* Attention mass share: fraction of the map's total mass inside the mask.
+
+Both are reported beside a uniform-attention baseline (an attention map that prefers nothing): its expected
+pointing-game hit rate and mass share both equal the mask's area share, so a map must beat the mask size to
+show localisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["attention_mass_share", "localization_report", "pointing_game_hit"]
+
+
+def _np(a: Any) -> np.ndarray:
+    return np.asarray(a.detach().cpu() if hasattr(a, "detach") else a)
+
+
+def pointing_game_hit(attention: Any, mask: Any, tolerance: int = 0) -> bool:
+    """True when the attention maximum lies in ``mask`` (dilated by ``tolerance`` pixels)."""
+    a, m = _np(attention).astype(np.float64), _np(mask).astype(bool)
+    if a.shape != m.shape:
+        raise ValueError(f"pointing_game_hit: attention {a.shape} and mask {m.shape} differ in shape")
+    y, x = np.unravel_index(int(np.argmax(a)), a.shape)
+    if tolerance > 0 and m.any():
+        from scipy.ndimage import distance_transform_edt
+
+        return bool(distance_transform_edt(~m)[y, x] <= tolerance)  # Euclidean distance to the mask
+    return bool(m[y, x])
+
+
+def attention_mass_share(attention: Any, mask: Any) -> float:
+    """Share of (non-negative) attention mass inside ``mask``; a flat/zero map counts as uniform."""
+    a, m = np.clip(_np(attention).astype(np.float64), 0, None), _np(mask).astype(bool)
+    total = a.sum()
+    if total <= 0:
+        return float(m.mean())
+    return float(a[m].sum() / total)
+
+
+def localization_report(
+    attention: Sequence[Any], masks: Sequence[Mapping[str, Any]], tolerance: int = 0
+) -> dict[str, Any]:
+    """Pointing game and mass share over every (image, finding) pair with a non-empty mask, per finding and overall.
+
+    Args:
+        attention: per image an (H, W) map.
+        masks: per image ``{finding: bool (H, W) mask}`` (empty masks are ignored: finding absent).
+    """
+    if len(attention) != len(masks):
+        raise ValueError(f"localization_report: {len(attention)} maps for {len(masks)} mask sets")
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    for amap, mset in zip(attention, masks):
+        for name, mask in mset.items():
+            m = _np(mask).astype(bool)
+            if not m.any():
+                continue
+            rows.setdefault(name, []).append(
+                (float(pointing_game_hit(amap, m, tolerance)), attention_mass_share(amap, m), float(m.mean()))
+            )
+
+    def summary(r: list[tuple[float, float, float]]) -> dict[str, float]:
+        arr = np.asarray(r)
+        return {
+            "n": int(len(arr)),
+            "pointing_game": float(arr[:, 0].mean()),
+            "mass_share": float(arr[:, 1].mean()),
+            "uniform_baseline": float(arr[:, 2].mean()),  # expected value of both metrics for a flat map
+        }
+
+    all_rows = [x for r in rows.values() for x in r]
+    return {
+        "overall": summary(all_rows) if all_rows else {"n": 0},
+        "per_finding": {k: summary(v) for k, v in sorted(rows.items())},
+        "tolerance_px": int(tolerance),
+    }
