@@ -23,7 +23,7 @@ def _np(a: Any) -> np.ndarray:
     return np.asarray(a.detach().cpu() if hasattr(a, "detach") else a)
 
 
-def pointing_game_hit(attention: Any, mask: Any, tolerance: int = 0) -> bool:
+def pointing_game_hit(attention: Any, mask: Any, tolerance: float = 0) -> bool:
     """True when the attention maximum lies in ``mask`` (dilated by ``tolerance`` pixels)."""
     a, m = _np(attention).astype(np.float64), _np(mask).astype(bool)
     if a.shape != m.shape:
@@ -46,7 +46,7 @@ def attention_mass_share(attention: Any, mask: Any) -> float:
 
 
 def localization_report(
-    attention: Sequence[Any], masks: Sequence[Mapping[str, Any]], tolerance: int = 0
+    attention: Sequence[Any], masks: Sequence[Mapping[str, Any]], tolerance: float = 0
 ) -> dict[str, Any]:
     """Pointing game and mass share over every (image, finding) pair with a non-empty mask, per finding and overall.
 
@@ -79,5 +79,5 @@ def localization_report(
     return {
         "overall": summary(all_rows) if all_rows else {"n": 0},
         "per_finding": {k: summary(v) for k, v in sorted(rows.items())},
-        "tolerance_px": int(tolerance),
+        "tolerance_px": float(tolerance),
     }
