@@ -53,5 +53,9 @@ MANIFEST = {
         "transform.enhance_presetd": "medgen.transforms.display.dictionary:EnhancePresetd",
         # --- sr backends (medgen.inferers) ----------------------------------------------------------------
         # --- losses / metrics ---------------------------------------------------------------------------
+        "loss.pixel": "medgen.losses.sr:PixelLoss",
+        "loss.total_variation": "medgen.losses.sr:TotalVariationLoss",
+        "loss.adversarial": "medgen.losses.sr:AdversarialLoss",
+        "loss.content": "medgen.losses.content:ContentLoss",
     },
 }
