@@ -57,5 +57,7 @@ MANIFEST = {
         "loss.total_variation": "medgen.losses.sr:TotalVariationLoss",
         "loss.adversarial": "medgen.losses.sr:AdversarialLoss",
         "loss.content": "medgen.losses.content:ContentLoss",
+        "metric.psnr": "medgen.metrics.image:ShavedPSNRMetric",
+        "metric.ssim": "medgen.metrics.image:ShavedSSIMMetric",
     },
 }
