@@ -109,6 +109,7 @@ def test_nih_reports_every_bad_row_and_missing_image_at_once(tmp_path):
     lines = csv.read_text().splitlines()
     lines[1] = lines[1].replace("Cardiomegaly", "Cardiomegally")  # typo: unknown finding
     lines[2] = lines[2].replace("Cardiomegaly|Emphysema", "No Finding|Mass")
+    lines[4] = ",".join(lines[4].split(",")[:2])  # truncated row
     csv.write_text("\n".join(lines) + "\n")
     missing = sorted(root.rglob("00000008_*.png"))
     for path in missing:
@@ -116,14 +117,15 @@ def test_nih_reports_every_bad_row_and_missing_image_at_once(tmp_path):
     with pytest.raises(DataError) as err:
         read_nih_cxr14(root)
     text = str(err.value)
-    assert len(err.value.problems) == 2 + len(missing)
+    assert len(err.value.problems) == 3 + len(missing)
     assert "Cardiomegally" in text and f"{csv}:2" in text and f"{csv}:3" in text
+    assert f"{csv}:5: 2 field(s), the header needs 4" in text
     assert all(p.name in text for p in missing)
 
     report = tmp_path / "out" / "skipped.tsv"
     items = read_nih_cxr14(root, on_error="skip", skip_report=report)
-    assert len(items) == sum(len(f) for f in NIH_PATIENTS.values()) - 2 - len(missing)
-    assert len(report.read_text().splitlines()) == 1 + 2 + len(missing)
+    assert len(items) == sum(len(f) for f in NIH_PATIENTS.values()) - 3 - len(missing)
+    assert len(report.read_text().splitlines()) == 1 + 3 + len(missing)
 
 
 def test_nih_missing_columns_name_file_and_expected_header(tmp_path):

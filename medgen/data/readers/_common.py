@@ -41,12 +41,17 @@ def logical_header(raw: Sequence[str]) -> list[tuple[str, int, int]]:
 
 
 def read_csv_rows(
-    path: Path, required: Sequence[str], expected: str, header: bool = True
+    path: Path,
+    required: Sequence[str],
+    expected: str,
+    collector: ProblemCollector,
+    header: bool = True,
 ) -> Iterator[tuple[int, dict[str, str | list[str]]]]:
     """Yield ``(line_number, {column: value})`` for a CSV, checking the required columns first.
 
     Multi-column logical names (see :func:`logical_header`) give a list of strings. ``header=False`` reads
-    a header-less CSV whose columns are ``required`` in order (MRNet).
+    a header-less CSV whose columns are ``required`` in order (MRNet). Rows too short to hold every required
+    column are reported to ``collector`` and not yielded.
     """
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
@@ -59,13 +64,20 @@ def read_csv_rows(
         else:
             cols = [(name, i, 1) for i, name in enumerate(required)]
         require_columns(path, [c[0] for c in cols], required, expected)
+        needed = max(start + width for name, start, width in cols if name in required)
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue  # blank line (a trailing newline), not a record
+            if len(row) < needed:
+                collector.add(f"{path}:{reader.line_num}", f"{len(row)} field(s), the header needs {needed}")
+                continue
             out: dict[str, str | list[str]] = {}
             for name, start, width in cols:
                 cells = row[start : start + width]
-                out[name] = cells[0].strip() if width == 1 and cells else [c.strip() for c in cells]
+                if width == 1:
+                    out[name] = cells[0].strip() if cells else ""
+                else:
+                    out[name] = [c.strip() for c in cells]
             yield reader.line_num, out
 
 

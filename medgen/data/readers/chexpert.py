@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,17 +47,17 @@ def _value(cell: str, policy: str, blank: float) -> float:
     raise ValueError(cell)
 
 
-def _resolve_image(root: Path, rel: str) -> Path:
+def _resolve_image(root: Path, rel: str, check: bool) -> str:
     """CSV paths start with the release folder (``CheXpert-v1.0-small/train/...``); accept ``root`` being
-    that folder or its parent."""
-    rel_path = Path(rel)
-    candidates = [root / rel_path, root.parent / rel_path]
-    if len(rel_path.parts) > 1:
-        candidates.append(root / Path(*rel_path.parts[1:]))
-    for cand in candidates:
-        if cand.is_file():
+    that folder or its parent. Without ``check`` no file is touched (string joins: fast on 200k rows)."""
+    first, _, rest = rel.partition("/")
+    inside = os.path.join(root, rest or first)
+    if not check:
+        return inside if first == root.name else os.path.join(root, rel)
+    for cand in (inside, os.path.join(root, rel), os.path.join(root.parent, rel)):
+        if os.path.isfile(cand):
             return cand
-    return candidates[-1]
+    return inside
 
 
 @register("dataset", "chexpert")
@@ -98,7 +99,7 @@ def read_chexpert(
     collector = new_collector("chexpert", root, on_error, skip_report)
     required = ["Path", "Frontal/Lateral", *(_COLUMN[c] for c in CHEXPERT_LABELS)]
     items: list[dict] = []
-    for line, row in read_csv_rows(csv_path, required, EXPECTED_HEADER):
+    for line, row in read_csv_rows(csv_path, required, EXPECTED_HEADER, collector):
         if views is not None and row["Frontal/Lateral"] not in views:
             continue
         where = f"{csv_path}:{line}"
@@ -117,14 +118,14 @@ def read_chexpert(
         if bad:
             collector.add(where, f"label(s) out of range {bad}; allowed: 1, 0, -1 or blank")
             continue
-        image = _resolve_image(root, row["Path"])
-        if check_files and not image.is_file():
+        image = _resolve_image(root, row["Path"], check_files)
+        if check_files and not os.path.isfile(image):
             collector.add(image, f"image listed in {csv_path.name} line {line} does not exist")
             continue
         label, mask = label_vector(values, labels, known=set(CHEXPERT_LABELS))
         study = re.search(r"(study\d+)", row["Path"])
         item = {
-            "image": str(image),
+            "image": image,
             "label": label,
             "label_mask": mask,
             "patient_id": match.group(1),

@@ -99,7 +99,7 @@ def _image_key(name: str) -> str:
 
 def _read_projections(path: Path, collector) -> dict[str, str]:
     out: dict[str, str] = {}
-    for line, row in read_csv_rows(path, ["uid", "filename", "projection"], PROJECTIONS_HEADER):
+    for line, row in read_csv_rows(path, ["uid", "filename", "projection"], PROJECTIONS_HEADER, collector):
         if row["projection"] not in ("Frontal", "Lateral"):
             collector.add(f"{path}:{line}", f"projection {row['projection']!r} is not 'Frontal' or 'Lateral'")
         out[_image_key(row["filename"])] = row["projection"]
@@ -109,7 +109,9 @@ def _read_projections(path: Path, collector) -> dict[str, str]:
 def _kaggle_reports(root: Path, collector) -> list[dict]:
     path = root / "indiana_reports.csv"
     reports = []
-    for _line, row in read_csv_rows(path, ["uid", "MeSH", "findings", "impression"], REPORTS_HEADER):
+    for _line, row in read_csv_rows(
+        path, ["uid", "MeSH", "findings", "impression"], REPORTS_HEADER, collector
+    ):
         mesh = [t for t in row["MeSH"].split(";") if t.strip()]
         reports.append(
             {

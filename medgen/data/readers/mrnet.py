@@ -67,7 +67,9 @@ def read_mrnet(
         path = root / f"{split}-{task}.csv"
         if not path.is_file():
             raise DataError(f"mrnet: {path} not found. Expected layout:\n{LAYOUT}")
-        for line, row in read_csv_rows(path, ["case", "label"], "0000,0   (no header)", header=False):
+        for line, row in read_csv_rows(
+            path, ["case", "label"], "0000,0   (no header)", collector, header=False
+        ):
             where = f"{path}:{line}"
             if not row["case"].isdigit() or row["label"] not in ("0", "1"):
                 collector.add(where, f"row {row['case']},{row['label']}: expected 'NNNN,0' or 'NNNN,1'")

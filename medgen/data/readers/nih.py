@@ -40,7 +40,9 @@ def read_nih_boxes(path: str | Path) -> dict[str, list[dict]]:
     path = Path(path)
     collector = new_collector("nih_boxes", path.parent, "raise", None)
     boxes: dict[str, list[dict]] = {}
-    for line, row in read_csv_rows(path, ["Image Index", "Finding Label", "Bbox [x,y,w,h]"], BBOX_HEADER):
+    for line, row in read_csv_rows(
+        path, ["Image Index", "Finding Label", "Bbox [x,y,w,h]"], BBOX_HEADER, collector
+    ):
         label = _NIH_MAP.get(row["Finding Label"])
         try:
             box = [float(v) for v in row["Bbox [x,y,w,h]"]]
@@ -123,7 +125,7 @@ def read_nih_cxr14(
     )
     items: list[dict] = []
     in_csv: set[str] = set()
-    for line, row in read_csv_rows(csv_path, required, ENTRY_HEADER):
+    for line, row in read_csv_rows(csv_path, required, ENTRY_HEADER, collector):
         name = row["Image Index"]
         in_csv.add(name)
         if wanted is not None and name not in wanted:
