@@ -38,7 +38,7 @@ _DECODERS = {
 }
 _NO_DECODER = (
     "no pydicom decoder plugin is known for it: transcode the file to Explicit VR Little Endian "
-    "(e.g. `gdcmconv --raw in.dcm out.dcm` or dcmtk `dcmdjpeg`) or try reader='itk'"
+    "(e.g. `gdcmconv --raw in.dcm out.dcm` or dcmtk `dcmdjpeg`)"
 )
 _NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 
