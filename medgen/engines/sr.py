@@ -1,0 +1,204 @@
+"""Super-resolution training and evaluation on MONAI engines: data, ``prepare_batch``, trainer/evaluator.
+
+PSNR-oriented training is plain MONAI :class:`~monai.engines.SupervisedTrainer` fed random (LR, HR) patch
+pairs through :class:`SRPrepareBatch`; evaluation is :class:`~monai.engines.SupervisedEvaluator` on whole
+images with the shaved, ``data_range=1`` PSNR/SSIM of :mod:`medgen.metrics.image`. GAN training lives in
+:mod:`medgen.engines.sr_gan`, distillation in :mod:`medgen.engines.sr_distill`.
+
+Pairs are made by :class:`medgen.transforms.degradation.PairedDegradationd` (blur, anti-aliased downsampling,
+noise); training crops the HR patch first and degrades the patch, so every pair is exactly aligned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.engines.utils import PrepareBatch
+from monai.transforms import Compose, EnsureTyped, RandFlipd, RandSpatialCropd, SelectItemsd
+from torch import nn
+
+from medgen.metrics.image import sr_metric_handlers
+from medgen.registry import register
+
+LR_KEY, HR_KEY = "lr", "hr"
+
+
+class SRPrepareBatch(PrepareBatch):
+    """``prepare_batch`` for SR engines: returns ``(lr, hr)`` from a batch dict, moved to the device."""
+
+    def __init__(self, lr_key: str = LR_KEY, hr_key: str = HR_KEY) -> None:
+        self.lr_key, self.hr_key = lr_key, hr_key
+
+    def __call__(
+        self,
+        batchdata: dict[str, torch.Tensor],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        missing = [k for k in (self.lr_key, self.hr_key) if k not in batchdata]
+        if missing:
+            raise KeyError(
+                f"SRPrepareBatch: batch has no {missing} (keys: {sorted(batchdata)}); make pairs with "
+                f"PairedDegradationd(keys='image', lr_key={self.lr_key!r}, hr_key={self.hr_key!r})."
+            )
+        lr, hr = batchdata[self.lr_key], batchdata[self.hr_key]
+        lr = torch.as_tensor(lr).to(device=device, non_blocking=non_blocking, **kwargs)
+        hr = torch.as_tensor(hr).to(device=device, non_blocking=non_blocking, **kwargs)
+        return lr, hr
+
+
+def _degradation(scale: int, blur_sigma, poisson_peak, gaussian_std, seed: int | None):
+    from medgen.transforms.degradation import PairedDegradationd
+
+    t = PairedDegradationd(
+        keys="image",
+        lr_key=LR_KEY,
+        hr_key=HR_KEY,
+        scale=scale,
+        blur_sigma=blur_sigma,
+        poisson_peak=poisson_peak,
+        gaussian_std=gaussian_std,
+    )
+    if seed is not None:
+        t.set_random_state(seed)
+    return t
+
+
+def sr_patch_transform(
+    scale: int = 4,
+    lr_patch: int = 48,
+    blur_sigma: float | Sequence[float] | None = None,
+    poisson_peak: float | Sequence[float] | None = None,
+    gaussian_std: float | Sequence[float] | None = None,
+    flip: bool = True,
+) -> Compose:
+    """Training transform: random HR patch of ``lr_patch * scale`` pixels, optional flips, then degradation."""
+    steps: list[Callable] = [RandSpatialCropd("image", roi_size=(lr_patch * scale,) * 2, random_size=False)]
+    if flip:
+        steps.append(RandFlipd("image", prob=0.5, spatial_axis=1))  # left-right only: radiographs are upright
+    steps += [
+        _degradation(scale, blur_sigma, poisson_peak, gaussian_std, None),
+        SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
+        EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
+    ]
+    return Compose(steps)
+
+
+def sr_whole_image_transform(
+    scale: int = 4,
+    blur_sigma: float | None = None,
+    poisson_peak: float | None = None,
+    gaussian_std: float | None = None,
+    seed: int = 0,
+) -> Compose:
+    """Evaluation transform: the whole HR image and its degraded LR (noise drawn from a fixed ``seed``)."""
+    return Compose(
+        [
+            _degradation(scale, blur_sigma, poisson_peak, gaussian_std, seed),
+            SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
+            EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
+        ]
+    )
+
+
+def phantom_sr_items(
+    n: int,
+    hr_size: int = 512,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.7, 0.1, 0.2),
+    split_seed: int = 0,
+) -> tuple[list[dict], ...]:
+    """Render ``n`` phantom studies at ``hr_size`` and split them by patient (no patient in two splits).
+
+    Returns ``(train, val, test)`` lists (one per fraction) of ``{"image", "patient_id", "index"}`` dicts.
+    """
+    from medgen.data.phantom import PhantomDataset
+    from medgen.data.split import patient_split
+
+    ds = PhantomDataset(n, size=hr_size, seed=seed)
+    items = [{k: it[k] for k in ("image", "patient_id", "index")} for it in (ds[i] for i in range(n))]
+    return patient_split(items, fractions, seed=split_seed)
+
+
+class InterpolationSR(nn.Module):
+    """An interpolation baseline (``bicubic``, ``lanczos``...) behind the SR network interface.
+
+    Uses :func:`medgen.transforms.degradation.upsample`, the same code as every other baseline in medgen,
+    so evaluators, benchmarks and figures treat it like a trained model.
+    """
+
+    def __init__(self, scale: int = 4, method: str = "bicubic") -> None:
+        super().__init__()
+        self.scale, self.method, self.arch = int(scale), method, method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from medgen.transforms.degradation import upsample
+
+        return upsample(x, self.scale, self.method)
+
+
+@register("engine", "sr_trainer")
+def create_sr_trainer(
+    network: nn.Module,
+    train_data_loader: Any,
+    max_epochs: int = 1,
+    lr: float = 2e-4,
+    loss_function: nn.Module | None = None,
+    device: str | torch.device = "cpu",
+    epoch_length: int | None = None,
+    train_handlers: Sequence[Any] | None = None,
+    **kwargs: Any,
+) -> SupervisedTrainer:
+    """PSNR-oriented training: MONAI ``SupervisedTrainer`` with Adam and an L1 pixel loss by default."""
+    from medgen.losses.sr import PixelLoss
+
+    network = network.to(device)
+    return SupervisedTrainer(
+        device=torch.device(device),
+        max_epochs=max_epochs,
+        epoch_length=epoch_length,
+        train_data_loader=train_data_loader,
+        network=network,
+        optimizer=torch.optim.Adam(network.parameters(), lr=lr),
+        loss_function=loss_function or PixelLoss("l1"),
+        prepare_batch=SRPrepareBatch(),
+        train_handlers=list(train_handlers or []),
+        **kwargs,
+    )
+
+
+@register("engine", "sr_evaluator")
+def create_sr_evaluator(
+    network: nn.Module,
+    val_data_loader: Any,
+    device: str | torch.device = "cpu",
+    shave: int = 4,
+    val_handlers: Sequence[Any] | None = None,
+    **kwargs: Any,
+) -> SupervisedEvaluator:
+    """Whole-image evaluation with per-image PSNR (key metric) and SSIM, shaved, ``data_range=1``.
+
+    After ``run()``, ``evaluator.state.metrics`` holds the means and ``evaluator.state.metric_details`` the
+    per-image values (for standard deviations).
+    """
+    handlers = sr_metric_handlers(shave)
+    return SupervisedEvaluator(
+        device=torch.device(device),
+        val_data_loader=val_data_loader,
+        network=network.to(device),
+        prepare_batch=SRPrepareBatch(),
+        key_val_metric={"psnr": handlers["psnr"]},
+        additional_metrics={"ssim": handlers["ssim"]},
+        val_handlers=list(val_handlers or []),
+        **kwargs,
+    )
+
+
+def per_image_metrics(evaluator: SupervisedEvaluator) -> dict[str, list[float]]:
+    """Per-image PSNR/SSIM values collected by an evaluator from :func:`create_sr_evaluator`."""
+    details = evaluator.state.metric_details
+    return {k: [float(v) for v in torch.as_tensor(details[k]).reshape(-1)] for k in ("psnr", "ssim")}
