@@ -59,5 +59,9 @@ MANIFEST = {
         "loss.content": "medgen.losses.content:ContentLoss",
         "metric.psnr": "medgen.metrics.image:ShavedPSNRMetric",
         "metric.ssim": "medgen.metrics.image:ShavedSSIMMetric",
+        "engine.sr_trainer": "medgen.engines.sr:create_sr_trainer",
+        "engine.sr_evaluator": "medgen.engines.sr:create_sr_evaluator",
+        "engine.sr_distillation_trainer": "medgen.engines.sr_distill:create_distillation_trainer",
+        "engine.srgan_trainer": "medgen.engines.sr_gan:SRGANTrainer",
     },
 }
