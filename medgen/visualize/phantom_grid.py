@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from medgen.data.labels import PHANTOM_LABELS
 
 COLOURS = [
