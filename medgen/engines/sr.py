@@ -105,23 +105,43 @@ def sr_whole_image_transform(
     )
 
 
+def phantom_split_indices(
+    n: int, seed: int = 0, fractions: Sequence[float] = (0.7, 0.1, 0.2), split_seed: int = 0
+) -> tuple[list[int], ...]:
+    """Patient-level split of phantom study indices ``0..n-1`` (no pixels rendered; deterministic)."""
+    from medgen.data.phantom import patient_of
+    from medgen.data.split import patient_split
+
+    items = [{"index": i, "patient_id": patient_of(i, seed)[0]} for i in range(int(n))]
+    return tuple([it["index"] for it in split] for split in patient_split(items, fractions, seed=split_seed))
+
+
 def phantom_sr_items(
     n: int,
     hr_size: int = 512,
     seed: int = 0,
     fractions: Sequence[float] = (0.7, 0.1, 0.2),
     split_seed: int = 0,
-) -> tuple[list[dict], ...]:
-    """Render ``n`` phantom studies at ``hr_size`` and split them by patient (no patient in two splits).
+    split: int | None = None,
+) -> Any:
+    """Render phantom studies at ``hr_size``, split by patient (no patient in two splits).
 
-    Returns ``(train, val, test)`` lists (one per fraction) of ``{"image", "patient_id", "index"}`` dicts.
+    Returns one list per fraction of ``{"image", "patient_id", "index"}`` dicts, or only list ``split`` when
+    given (only that split's studies are rendered).
     """
-    from medgen.data.phantom import PhantomDataset
-    from medgen.data.split import patient_split
+    from medgen.data.phantom import render_phantom
 
-    ds = PhantomDataset(n, size=hr_size, seed=seed)
-    items = [{k: it[k] for k in ("image", "patient_id", "index")} for it in (ds[i] for i in range(n))]
-    return patient_split(items, fractions, seed=split_seed)
+    def render(indices: list[int]) -> list[dict]:
+        out = []
+        for i in indices:
+            s = render_phantom(i, hr_size, seed)
+            out.append({"image": s.image[None].copy(), "patient_id": s.patient_id, "index": i})
+        return out
+
+    parts = phantom_split_indices(n, seed, fractions, split_seed)
+    if split is not None:
+        return render(parts[split])
+    return tuple(render(p) for p in parts)
 
 
 class InterpolationSR(nn.Module):
