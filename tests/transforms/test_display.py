@@ -157,3 +157,13 @@ def test_dictionary_versions():
     assert out["meta"] == 1
     w = Windowd(["image", "mask"], center=0.5, width=0.5, allow_missing_keys=True)({"image": img})
     np.testing.assert_array_equal(w["image"], window(img, 0.5, 0.5))
+
+
+@pytest.mark.slow  # imports matplotlib and renders a phantom: ~10-40 s on the 2-core CI machine
+def test_preset_figure_is_written(tmp_path):
+    from PIL import Image
+
+    from medgen.transforms.display.figure import make_figure
+
+    path = make_figure(tmp_path / "presets.png", size=128)
+    assert Image.open(path).size[0] > 400
