@@ -184,6 +184,26 @@ def test_colour_dicom_refused_after_decoding():
         LoadRadiograph()(dicom_file("examples_palette.dcm"))
 
 
+def test_grey_dicom_stored_as_rgb_is_read_as_grey(tmp_path):
+    grey = np.random.default_rng(1).integers(0, 256, (12, 10), dtype=np.uint8)
+    ds = pydicom.dcmread(dicom_file("MR_small.dcm"))
+    for tag in ("WindowCenter", "WindowWidth"):
+        del ds[tag]
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 12, 10, 3, "RGB"
+    ds.PlanarConfiguration, ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (
+        0,
+        8,
+        8,
+        7,
+        0,
+    )
+    ds.PixelData = np.repeat(grey[..., None], 3, axis=-1).tobytes()
+    ds.save_as(tmp_path / "rgb_grey.dcm")
+    img = LoadRadiograph()(tmp_path / "rgb_grey.dcm")
+    np.testing.assert_allclose(img[0].numpy(), grey / 255.0, atol=1e-7)
+    assert img.meta["photometric_interpretation"] == "MONOCHROME2" and img.meta["bits_stored"] == 8
+
+
 @pytest.mark.parametrize("reader", ["pydicom", "itk"])
 def test_multiframe_needs_frame(reader):
     path = dicom_file("rtdose.dcm")
@@ -228,6 +248,8 @@ def test_rgb_with_equal_channels_is_grey_and_colour_is_refused(tmp_path):
     Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "grey_rgb.jpg", quality=100)
     img = LoadRadiograph()(tmp_path / "grey_rgb.png")
     np.testing.assert_allclose(img[0].numpy(), grey / 255.0, atol=1e-7)
+    jpg = LoadRadiograph()(tmp_path / "grey_rgb.jpg")  # grey in YCbCr has flat chroma: decodes to R = G = B
+    assert jpg.shape == (1, 20, 30) and float((jpg[0] - img[0]).abs().mean()) < 3 / 255
     colour = np.stack([grey, 255 - grey, grey], -1)
     Image.fromarray(colour).save(tmp_path / "colour.png")
     with pytest.raises(RadiographLoadError, match="colour.png: colour image.*grayscale"):
