@@ -28,7 +28,11 @@ def _one_line(exc: BaseException) -> str:
     if root is not exc and "Failed to evaluate" in str(exc):
         first = str(exc).strip().splitlines()[0]
         return f"{type(root).__name__}: {msg} (while: {first})"
-    return msg if root.__class__.__name__.endswith(("BundleError", "RegistryError")) else f"{type(root).__name__}: {msg}"
+    return (
+        msg
+        if root.__class__.__name__.endswith(("BundleError", "RegistryError"))
+        else f"{type(root).__name__}: {msg}"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -59,7 +63,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     REGISTRY.ensure_loaded()
     for record in REGISTRY.plugins.values():
         state = "ok" if record.ok else "BROKEN"
-        print(f"{record.name} {record.version} [{state}] api_version={record.api_version} source={record.source}")
+        print(
+            f"{record.name} {record.version} [{state}] api_version={record.api_version} source={record.source}"
+        )
         if record.error:
             print(f"    error: {record.error}")
         for item in record.components + record.bundles:
@@ -75,13 +81,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"{bundle.name} {meta.get('version', '')} ({bundle.owner})")
     print(f"  path:      {bundle.path}")
     print(f"  task:      {meta.get('task', '')}")
-    print(f"  workflows: " + ", ".join(f"{k} = {' + '.join(v)}" for k, v in bundle.workflows.items()))
+    print("  workflows: " + ", ".join(f"{k} = {' + '.join(v)}" for k, v in bundle.workflows.items()))
     print(f"  configs:   {', '.join(sorted(p.name for p in bundle.configs.iterdir()))}")
     fmt = meta.get("network_data_format", {})
     for direction in ("inputs", "outputs"):
         for key, spec in fmt.get(direction, {}).items():
-            print(f"  {direction[:-1]} {key}: {spec.get('num_channels')} ch, shape {spec.get('spatial_shape')}, "
-                  f"{spec.get('dtype')}, range {spec.get('value_range')}")
+            print(
+                f"  {direction[:-1]} {key}: {spec.get('num_channels')} ch, shape {spec.get('spatial_shape')}, "
+                f"{spec.get('dtype')}, range {spec.get('value_range')}"
+            )
     docs = bundle.path / "docs" / "README.md"
     if docs.is_file():
         print(f"  docs:      {docs}")
@@ -92,8 +100,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from medgen.registry.bundles import plan_run, run_bundle
 
     plan = plan_run(args.bundle, args.workflow, args.config, args.set, args.tracking, args.bundle_root)
-    print(f"medgen: running {plan.bundle.name} {plan.workflow}; the same as:\n  {plan.monai_command()}",
-          file=sys.stderr)
+    print(
+        f"medgen: running {plan.bundle.name} {plan.workflow}; the same as:\n  {plan.monai_command()}",
+        file=sys.stderr,
+    )
     if args.dry_run:
         return 0
     run_bundle(plan)
@@ -109,11 +119,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_phantom(args: argparse.Namespace) -> int:
-    from medgen.data.phantom import write_phantom_dataset
+    from medgen.data.phantom.cli import main_from_args
 
-    out = write_phantom_dataset(args.out, n=args.n, size=args.size, fmt=args.format, seed=args.seed,
-                                progress=not args.no_progress)
-    print(f"medgen: wrote {args.n} phantoms ({args.format}, {args.size} px) to {out}")
+    return main_from_args(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from medgen.demo import run_demo
+
+    run_demo(args.out)
     return 0
 
 
@@ -131,13 +145,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a bundle workflow (= python -m monai.bundle run ...)")
     p.add_argument("bundle")
-    p.add_argument("workflow", nargs="?", default=None, help="train, evaluate, inference, ... (see `medgen info`)")
-    p.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="extra config stacked last: a path, or a config name of the bundle (e.g. smoke)")
-    p.add_argument("--set", action="append", default=[], metavar="ID=VALUE",
-                   help="override a config id, e.g. --set max_epochs=2 --set train#dataloader#batch_size=8")
-    p.add_argument("--tracking", nargs="?", const=True, default=None, metavar="SETTINGS",
-                   help="MLflow tracking: no value = configs/tracking.yaml; 'mlflow' = MONAI's default; or a file")
+    p.add_argument(
+        "workflow", nargs="?", default=None, help="train, evaluate, inference, ... (see `medgen info`)"
+    )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra config stacked last: a path, or a config name of the bundle (e.g. smoke)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ID=VALUE",
+        help="override a config id, e.g. --set max_epochs=2 --set train#dataloader#batch_size=8",
+    )
+    p.add_argument(
+        "--tracking",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="SETTINGS",
+        help="MLflow tracking: no value = configs/tracking.yaml; 'mlflow' = MONAI's default; or a file",
+    )
     p.add_argument("--bundle-root", default=None, help="where outputs go (default: the bundle folder)")
     p.add_argument("--dry-run", action="store_true", help="print the equivalent monai.bundle command only")
     p.set_defaults(func=cmd_run)
@@ -148,13 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-root", default=None)
     p.set_defaults(func=cmd_verify)
 
+    p = sub.add_parser("demo", help="the main job on the embedded phantom data (README quick start)")
+    p.add_argument("--out", default="outputs/demo")
+    p.set_defaults(func=cmd_demo)
+
+    from medgen.data.phantom.cli import add_cli_arguments
+
     p = sub.add_parser("phantom", help="write chest-radiograph phantoms with masks, labels and reports")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--format", choices=["png", "dicom", "nifti"], default="png")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    add_cli_arguments(p)
     p.set_defaults(func=cmd_phantom)
     return parser
 

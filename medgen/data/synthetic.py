@@ -45,3 +45,13 @@ def write_blob_images(out_dir: str | Path, n: int = 2, size: int = 64, seed: int
         Image.fromarray(np.round(item["image"][0] * 65535).astype(np.uint16)).save(path)
         items.append({"image": str(path)})
     return items
+
+
+def sr_pair_items(n: int, size: int = 64, scale: int = 2, seed: int = 0) -> list[dict]:
+    """``n`` super-resolution pairs ``{"image": LR (1,h,w), "label": HR (1,H,W)}`` of blob images (area downsampling)."""
+    from medgen.transforms.degradation import downsample
+
+    return [
+        {"image": np.asarray(downsample(it["image"], scale, "area"), dtype=np.float32), "label": it["image"]}
+        for it in blob_items(n, size, seed)
+    ]

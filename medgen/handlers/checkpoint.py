@@ -35,7 +35,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; train first or fix the path in the config")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not exist; train first or fix the path in the config"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -44,18 +46,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         else:
             state = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as exc:
-        hint = (
-            " It holds pickled Python objects: re-save it as a plain state_dict (tensors, numbers, strings)."
-            if "weights_only" in str(exc) or "Unpickler" in str(exc)
-            else " The file may be truncated or not a PyTorch/safetensors checkpoint."
-        )
-        raise CheckpointError(f"cannot load checkpoint {str(path)!r}: {type(exc).__name__}: {exc}.{hint}") from exc
+        text = str(exc)
+        if "weights_only" in text or "Unpickler" in text:
+            detail = next(
+                (ln.strip() for ln in text.splitlines() if "Unsupported global" in ln), text.splitlines()[0]
+            )
+            raise CheckpointError(
+                f"cannot load checkpoint {str(path)!r}: it holds pickled Python objects ({detail[:160]}). "
+                "Re-save it as a plain state_dict (tensors, numbers, strings); medgen never unpickles code."
+            ) from exc
+        raise CheckpointError(
+            f"cannot load checkpoint {str(path)!r}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}. "
+            "The file may be truncated or not a PyTorch/safetensors checkpoint."
+        ) from exc
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, expected a dict of tensors")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {type(state).__name__}, expected a dict of tensors"
+        )
     return dict(state)
 
 
-def save_checkpoint(path: str | Path, state: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, state: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+) -> Path:
     """Save ``state`` (e.g. ``{"network": sd}``) with ``meta`` (arch, scale, labels...) for later checks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +79,9 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any], meta: Mapping[st
     return path
 
 
-def check_checkpoint_meta(checkpoint: Mapping[str, Any], expected: Mapping[str, Any], path: str | Path = "") -> None:
+def check_checkpoint_meta(
+    checkpoint: Mapping[str, Any], expected: Mapping[str, Any], path: str | Path = ""
+) -> None:
     """Refuse a checkpoint whose stored metadata (arch, scale, labels...) differs from the config's.
 
     Raises:
@@ -207,7 +222,7 @@ class TrainingCheckpoint:
             self._checkpoint = Checkpoint(
                 to_save,
                 DiskSaver(str(self.directory), require_empty=False, create_dir=True),
-                                score_function=lambda e: e.state.epoch,
+                score_function=lambda e: e.state.epoch,
                 score_name="epoch",
                 n_saved=self.n_saved,
             )

@@ -22,7 +22,11 @@ from medgen.registry.core import RegistryError, _closest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRACKING_SETTINGS = REPO_ROOT / "configs" / "tracking.yaml"
 METADATA_SCHEMA = Path(__file__).resolve().parent / "schema" / "meta_schema.json"
-DEFAULT_WORKFLOWS = {"train": ["train.yaml"], "evaluate": ["train.yaml", "evaluate.yaml"], "inference": ["inference.yaml"]}
+DEFAULT_WORKFLOWS = {
+    "train": ["train.yaml"],
+    "evaluate": ["train.yaml", "evaluate.yaml"],
+    "inference": ["inference.yaml"],
+}
 
 
 class BundleError(ValueError):
@@ -194,7 +198,9 @@ def plan_run(
     workflows = bundle.workflows
     workflow = workflow or bundle.default_workflow
     if workflow not in workflows:
-        raise BundleError(f"bundle {bundle.name!r} has no workflow {workflow!r}.{_closest(workflow, workflows)}")
+        raise BundleError(
+            f"bundle {bundle.name!r} has no workflow {workflow!r}.{_closest(workflow, workflows)}"
+        )
     files = [bundle.config_path(f) for f in workflows[workflow]] + [bundle.config_path(c) for c in configs]
     parsed = dict(parse_override(o) for o in overrides)
     check_config_references(files)
@@ -204,9 +210,17 @@ def plan_run(
     if tracking and tracking != "mlflow":
         if not Path(str(tracking)).is_file():
             raise BundleError(f"--tracking {tracking!r}: give 'mlflow' or an existing settings file")
-        parsed.setdefault("tracking_params", _scalar_params(files, parsed) | {"bundle": bundle.name, "workflow": workflow})
-    return RunPlan(bundle, workflow, files, parsed, Path(bundle_root or bundle.path).resolve(),
-                   str(tracking) if tracking else None)
+        parsed.setdefault(
+            "tracking_params", _scalar_params(files, parsed) | {"bundle": bundle.name, "workflow": workflow}
+        )
+    return RunPlan(
+        bundle,
+        workflow,
+        files,
+        parsed,
+        Path(bundle_root or bundle.path).resolve(),
+        str(tracking) if tracking else None,
+    )
 
 
 def _scalar_params(files: Sequence[Path], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,7 +246,9 @@ def run_bundle(plan: RunPlan) -> Any:
     return run(**plan.monai_kwargs())
 
 
-def verify_bundle(bundle_name: str, out_dir: str | Path | None = None, bundle_root: str | Path | None = None) -> dict:
+def verify_bundle(
+    bundle_name: str, out_dir: str | Path | None = None, bundle_root: str | Path | None = None
+) -> dict:
     """Check metadata against the shipped schema, run ``verify_net_in_out``, export TorchScript and reload it.
 
     Network weights come from ``models/model.pt`` when present; otherwise the freshly initialised network is
@@ -250,7 +266,11 @@ def verify_bundle(bundle_name: str, out_dir: str | Path | None = None, bundle_ro
     verify_metadata(meta_file=str(meta), filepath=str(METADATA_SCHEMA))
     inference = bundle.config_path("inference")
     verify_net_in_out(
-        net_id="network_def", meta_file=str(meta), config_file=str(inference), device="cpu", bundle_root=str(root)
+        net_id="network_def",
+        meta_file=str(meta),
+        config_file=str(inference),
+        device="cpu",
+        bundle_root=str(root),
     )
     parser = ConfigParser()
     parser.read_meta(str(meta))
@@ -264,18 +284,32 @@ def verify_bundle(bundle_name: str, out_dir: str | Path | None = None, bundle_ro
         load_network_weights(net, model_pt, key=None)
     net.eval()
     fmt = bundle.metadata["network_data_format"]["inputs"]["image"]
-    shape = [1, int(fmt.get("num_channels", 1)), *[int(s) if isinstance(s, int) else 64 for s in fmt["spatial_shape"]]]
+    shape = [
+        1,
+        int(fmt.get("num_channels", 1)),
+        *[int(s) if isinstance(s, int) else 64 for s in fmt["spatial_shape"]],
+    ]
     example = torch.rand(*shape)
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix=f"medgen_verify_{bundle.name}_"))
     out_dir.mkdir(parents=True, exist_ok=True)
     ts_path = out_dir / "model.ts"
     scripted = torch.jit.trace(net, example, check_trace=False)
-    save_net_with_metadata(scripted, str(ts_path.with_suffix("")), meta_values=bundle.metadata,
-                           more_extra_files={"inference.yaml": inference.read_text().encode()})
+    save_net_with_metadata(
+        scripted,
+        str(ts_path.with_suffix("")),
+        meta_values=bundle.metadata,
+        more_extra_files={"inference.yaml": inference.read_text().encode()},
+    )
     loaded, meta_back, extra = load_net_with_metadata(str(ts_path), more_extra_files=("inference.yaml",))
     with torch.no_grad():
         diff = float((loaded(example) - net(example)).abs().max())
     if diff > 1e-4:
         raise BundleError(f"TorchScript export of {bundle.name!r} differs from the network by {diff:.2e}")
-    return {"bundle": bundle.name, "metadata": "ok", "net_in_out": "ok", "torchscript": str(ts_path),
-            "torchscript_max_abs_diff": diff, "weights": str(model_pt) if model_pt.is_file() else "initial"}
+    return {
+        "bundle": bundle.name,
+        "metadata": "ok",
+        "net_in_out": "ok",
+        "torchscript": str(ts_path),
+        "torchscript_max_abs_diff": diff,
+        "weights": str(model_pt) if model_pt.is_file() else "initial",
+    }

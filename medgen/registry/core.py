@@ -124,10 +124,16 @@ class Registry:
         # a decorator running on import of a module that the manifest names lazily is the same component
         if isinstance(old.target, str) and not isinstance(target, str):
             module, _, attr = old.target.partition(":")
-            return getattr(target, "__module__", None) == module and getattr(target, "__qualname__", None) == attr
+            return (
+                getattr(target, "__module__", None) == module
+                and getattr(target, "__qualname__", None) == attr
+            )
         if isinstance(target, str) and not isinstance(old.target, str):
             module, _, attr = target.partition(":")
-            return getattr(old.target, "__module__", None) == module and getattr(old.target, "__qualname__", None) == attr
+            return (
+                getattr(old.target, "__module__", None) == module
+                and getattr(old.target, "__qualname__", None) == attr
+            )
         return False
 
     def register(self, kind: str, name: str | None = None, owner: str | None = None) -> Callable[[Any], Any]:
@@ -192,8 +198,12 @@ class Registry:
         relative to ``root``, each holding bundle directories).
         """
         name = str(manifest.get("name") or source or "?")
-        record = PluginRecord(name=name, version=str(manifest.get("version", "")),
-                              api_version=manifest.get("api_version"), source=source)
+        record = PluginRecord(
+            name=name,
+            version=str(manifest.get("version", "")),
+            api_version=manifest.get("api_version"),
+            source=source,
+        )
         self.plugins[name] = record
         try:
             api = manifest.get("api_version")
@@ -212,7 +222,9 @@ class Registry:
             for folder in manifest.get("bundles") or []:
                 base = (root / folder) if root else Path(folder)
                 if not base.is_dir():
-                    raise RegistryError(f"plugin {name!r} names bundle folder {str(base)!r}, which does not exist")
+                    raise RegistryError(
+                        f"plugin {name!r} names bundle folder {str(base)!r}, which does not exist"
+                    )
                 for bdir in sorted(p for p in base.iterdir() if (p / "configs" / "metadata.json").is_file()):
                     staged.append(("bundle", bdir.name, str(bdir.resolve())))
             for kind, comp, target in staged:  # all-or-nothing: a failing manifest registers nothing

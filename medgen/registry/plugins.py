@@ -8,7 +8,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medgen.registry.core import ENTRY_POINT_GROUP, PluginRecord, import_target, plugins_disabled, read_manifest_file
+from medgen.registry.core import (
+    ENTRY_POINT_GROUP,
+    PluginRecord,
+    import_target,
+    plugins_disabled,
+    read_manifest_file,
+)
 
 if TYPE_CHECKING:
     from medgen.registry.core import Registry
@@ -34,10 +40,13 @@ def load_entry_point(registry: Registry, ep: Any) -> PluginRecord:
     try:
         manifest, root = _manifest_from_entry_point(ep)
         if not isinstance(manifest, dict):
-            raise TypeError(f"entry point {ep.value!r} must give a dict manifest, got {type(manifest).__name__}")
+            raise TypeError(
+                f"entry point {ep.value!r} must give a dict manifest, got {type(manifest).__name__}"
+            )
     except Exception as exc:  # a plugin that cannot even be read is listed as broken, never fatal
-        record = PluginRecord(name=dist, source=f"{ENTRY_POINT_GROUP}:{ep.value}",
-                              error=f"{type(exc).__name__}: {exc}")
+        record = PluginRecord(
+            name=dist, source=f"{ENTRY_POINT_GROUP}:{ep.value}", error=f"{type(exc).__name__}: {exc}"
+        )
         registry.plugins[dist] = record
         return record
     manifest.setdefault("name", dist)
