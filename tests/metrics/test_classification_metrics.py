@@ -97,3 +97,18 @@ def _peak(y, x):
     a = np.zeros((10, 10))
     a[y, x] = 1.0
     return a
+
+
+def test_region_quality_whole_image_psnr_inflated_by_area_share():
+    import torch
+
+    from medgen.metrics.classification import region_image_quality
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 1, 64, 64, generator=g)
+    pred = (target + 0.05 * torch.randn(2, 1, 64, 64, generator=g)).clamp(0, 1)
+    boxes = [torch.tensor([[8, 8, 24, 24]]), torch.zeros((0, 4), dtype=torch.long)]
+    q = region_image_quality(pred, target, boxes, shave=0)
+    assert len(q["region_psnr"]) == 1 and len(q["image_psnr"]) == 1  # the box-less image is left out
+    area = 16 * 16 / 64**2
+    assert q["image_psnr"][0] == pytest.approx(q["region_psnr"][0] + 10 * np.log10(1 / area), abs=0.01)

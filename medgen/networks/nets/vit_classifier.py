@@ -20,7 +20,9 @@ make every per-class figure wrong).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,33 @@ __all__ = [
     "vit_base_patch16_224",
     "vit_phantom_small",
 ]
+
+
+def _conv_stem_embed(
+    stem_patch: int, img_size: int, patch_size: int, in_chans: int, embed_dim: int, **kwargs: Any
+) -> nn.Module:
+    """timm ``HybridEmbed`` over ``log2(stem_patch) - 1`` stride-2 conv-BN-ReLU layers and a 2x2 patchify."""
+    from timm.layers import HybridEmbed
+
+    n = int(math.log2(stem_patch))
+    if 2**n != stem_patch or n < 2:
+        raise ValueError(
+            f"ViTClassifier(conv_stem=True): patch_size must be a power of two >= 4, got {stem_patch}"
+        )
+    layers: list[nn.Module] = []
+    ch, width = in_chans, max(16, embed_dim // 2 ** (n - 1))
+    for _ in range(n - 1):
+        layers += [nn.Conv2d(ch, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        ch, width = width, min(width * 2, embed_dim)
+    kwargs.pop("bias", None)
+    return HybridEmbed(
+        nn.Sequential(*layers),
+        img_size=img_size,
+        patch_size=2,
+        in_chans=in_chans,
+        embed_dim=embed_dim,
+        **kwargs,
+    )
 
 
 class ViTClassifier(nn.Module):
@@ -73,6 +102,7 @@ class ViTClassifier(nn.Module):
         drop_rate: float = 0.0,
         timm_name: str | None = None,
         pretrained_path: str | Path | None = None,
+        conv_stem: bool = False,
     ) -> None:
         super().__init__()
         labels = tuple(str(n) for n in labels)
@@ -93,6 +123,9 @@ class ViTClassifier(nn.Module):
                 )
             from timm.models.vision_transformer import VisionTransformer
 
+            extra: dict[str, Any] = {}
+            if conv_stem:
+                extra["embed_layer"] = partial(_conv_stem_embed, stem_patch=patch_size)
             self.vit = VisionTransformer(
                 img_size=img_size,
                 patch_size=patch_size,
@@ -102,6 +135,7 @@ class ViTClassifier(nn.Module):
                 depth=depth,
                 num_heads=num_heads,
                 drop_rate=drop_rate,
+                **extra,
             )
         else:
             kwargs: dict[str, Any] = dict(
@@ -126,7 +160,7 @@ class ViTClassifier(nn.Module):
                     "scratch. Set pretrained_path to a local checkpoint to fine-tune as the paper does.",
                     timm_name,
                 )
-        self.patch_size = int(self.vit.patch_embed.patch_size[0])
+        self.patch_size = int(patch_size) if timm_name is None else int(self.vit.patch_embed.patch_size[0])
 
     @property
     def grid_size(self) -> tuple[int, int]:

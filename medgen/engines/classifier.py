@@ -1,0 +1,130 @@
+"""Training and prediction for the multi-label ViT classifier (MONAI ``SupervisedTrainer`` on in-memory tensors).
+
+Augmentation (MONAI dictionary transforms): small rotation, affine scale/translate, intensity scale/shift and
+contrast. Horizontal flip is OFF by default: flipping a chest radiograph moves the heart to the right (dextrocardia),
+which changes the meaning of Cardiomegaly/Enlarged Cardiomediastinum and of any laterality; turn it on with
+``hflip_prob`` only for findings where side does not matter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["classifier_train_transforms", "predict_probabilities", "train_classifier"]
+
+logger = logging.getLogger(__name__)
+
+
+def classifier_train_transforms(
+    rotate_deg: float = 8.0,
+    scale: float = 0.08,
+    translate_frac: float = 0.04,
+    intensity: float = 0.1,
+    hflip_prob: float = 0.0,
+    size: int | None = None,
+) -> Any:
+    """MONAI ``Compose`` of random augmentations on key ``image`` ((1, H, W) float in [0, 1])."""
+    from monai.transforms import (
+        Compose,
+        RandAdjustContrastd,
+        RandAffined,
+        RandFlipd,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+    )
+
+    shift = translate_frac * (size or 128)
+    t = [
+        RandAffined(
+            keys="image",
+            prob=0.8,
+            rotate_range=np.deg2rad(rotate_deg),
+            scale_range=(scale, scale),
+            translate_range=(shift, shift),
+            padding_mode="border",
+        ),
+        RandScaleIntensityd(keys="image", factors=intensity, prob=0.5),
+        RandShiftIntensityd(keys="image", offsets=intensity / 2, prob=0.5),
+        RandAdjustContrastd(keys="image", gamma=(0.8, 1.25), prob=0.3),
+    ]
+    if hflip_prob > 0:
+        t.append(RandFlipd(keys="image", prob=hflip_prob, spatial_axis=1))
+    return Compose(t)
+
+
+def train_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    weight_decay: float = 0.05,
+    pos_weight: bool = True,
+    augment: bool = True,
+    hflip_prob: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """Train ``model`` on (N, 1, H, W) images and (N, C) 0/1 labels with BCE (+ per-class ``pos_weight``).
+
+    AdamW with a one-cycle (warm-up + cosine) schedule, stepped per iteration. Returns the model in eval mode.
+    """
+    from monai.data import DataLoader, Dataset
+    from monai.engines import SupervisedTrainer
+    from monai.handlers import LrScheduleHandler
+    from monai.utils import set_determinism
+
+    from medgen.losses.classification import MultiLabelBCELoss, pos_weight_from_labels
+
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"train_classifier: images must be (N, 1, H, W), got {tuple(images.shape)}")
+    if labels.ndim != 2 or labels.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"train_classifier: labels must be (N, C) for {images.shape[0]} images, got {tuple(labels.shape)}"
+        )
+    set_determinism(seed)
+    device = torch.device(device)
+    model = model.to(device)
+    items = [{"image": images[i].float(), "label": labels[i].float()} for i in range(images.shape[0])]
+    transform = classifier_train_transforms(hflip_prob=hflip_prob, size=images.shape[-1]) if augment else None
+    loader = DataLoader(
+        Dataset(items, transform=transform), batch_size=batch_size, shuffle=True, num_workers=0
+    )
+    pw = pos_weight_from_labels(labels).to(device) if pos_weight else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = max(1, epochs * len(loader))
+    sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
+    trainer = SupervisedTrainer(
+        device=device,
+        max_epochs=epochs,
+        train_data_loader=loader,
+        network=model,
+        optimizer=optimizer,
+        loss_function=MultiLabelBCELoss(pos_weight=pw),
+        train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False)],
+        decollate=False,
+    )
+    trainer.run()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Sigmoid probabilities (N, C) in eval mode."""
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out = torch.cat(
+        [
+            torch.sigmoid(model(images[i : i + batch_size].to(dev))).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+    model.train(was)
+    return out

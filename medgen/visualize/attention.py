@@ -1,0 +1,111 @@
+"""Figures for attention-guided SR: attention overlays with selected boxes and finding-mask outlines.
+
+``python -m medgen.visualize.attention --report runs/attention_sr --out docs/figures/attention_overlay.png``
+re-draws the overlay figure from a pipeline run's saved arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["save_attention_overlay", "save_enhancement_figure"]
+
+
+def _np(a: Any) -> np.ndarray:
+    return np.asarray(a.detach().cpu() if hasattr(a, "detach") else a, dtype=np.float32)
+
+
+def save_attention_overlay(
+    images: Any,
+    maps: Any,
+    path: str | Path,
+    boxes: Sequence[Any] | None = None,
+    masks: Sequence[Any] | None = None,
+    titles: Sequence[str] | None = None,
+    alpha: float = 0.45,
+    dpi: int = 80,
+) -> Path:
+    """One column per image: the radiograph, then the attention map over it with boxes (cyan) and masks (red).
+
+    Args:
+        images: (B, 1, H, W) or (B, H, W) in [0, 1].
+        maps: (B, H, W) attention in [0, 1].
+        boxes: per image (K, 4) (x0, y0, x1, y1) boxes.
+        masks: per image a (H, W) bool union of finding masks.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    imgs = _np(images)
+    imgs = imgs[:, 0] if imgs.ndim == 4 else imgs
+    amaps = _np(maps)
+    n = len(imgs)
+    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(imgs[i], cmap="gray", vmin=0, vmax=1)
+        axes[1, i].imshow(imgs[i], cmap="gray", vmin=0, vmax=1)
+        axes[1, i].imshow(amaps[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        if masks is not None and np.any(masks[i]):
+            axes[1, i].contour(_np(masks[i]) > 0.5, levels=[0.5], colors="red", linewidths=0.8)
+        if boxes is not None:
+            for x0, y0, x1, y1 in _np(boxes[i]).reshape(-1, 4):
+                axes[1, i].add_patch(
+                    Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="cyan", lw=1)
+                )
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=7)
+        for ax in axes[:, i]:
+            ax.set_axis_off()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def save_enhancement_figure(rows: Sequence[tuple[str, Any]], path: str | Path, dpi: int = 80) -> Path:
+    """A row of same-sized crops with titles, e.g. LR / bicubic / backend / true HR of one region."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows), 2.4), squeeze=False)
+    for ax, (title, img) in zip(axes[0], rows):
+        a = _np(img)
+        ax.imshow(a.reshape(a.shape[-2:]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--report", required=True, help="output_dir of an attention-SR pipeline run")
+    p.add_argument("--out", required=True, help="PNG path to write")
+    args = p.parse_args(argv)
+    arrays = Path(args.report) / "figure_arrays.npz"
+    if not arrays.is_file():
+        raise SystemExit(f"{arrays} not found: run medgen.engines.attention_sr_pipeline first")
+    d = np.load(arrays)
+    boxes = [d["boxes"][i][d["boxes"][i][:, 2] > 0] for i in range(len(d["images"]))]
+    save_attention_overlay(d["images"], d["maps"], args.out, boxes=boxes, masks=d["masks"])
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
