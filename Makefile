@@ -1,4 +1,5 @@
 # Quick start: `make demo` (install + main job) and `make test` (install + tests). Needs only Python >= 3.10 and git.
+# uv is run as `python3 -m uv`, which targets its parent interpreter unless told otherwise: hence --python.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml plugins/medgen-plugin-example/pyproject.toml
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e ".[dev,content]" -e plugins/medgen-plugin-example
+	$(UV) pip install --quiet --python $(PY) -e ".[dev,content]" -e plugins/medgen-plugin-example
 	@touch $@
 
 install: $(VENV)/.installed

@@ -25,7 +25,10 @@ MANIFEST = {
         "network.swift_srgan_tiny": "medgen.networks.nets.swift_srgan:swift_srgan_tiny",
         "network.swift_srgan_discriminator": "medgen.networks.nets.swift_srgan:swift_srgan_discriminator",
         # --- networks: classifiers ----------------------------------------------------------------------
+        "network.vit_phantom_small": "medgen.networks.nets.vit_classifier:vit_phantom_small",
+        "network.vit_base_patch16_224": "medgen.networks.nets.vit_classifier:vit_base_patch16_224",
         # --- datasets (medgen.data) ---------------------------------------------------------------------
+        "dataset.phantom": "medgen.data.phantom.dataset:PhantomDataset",
         "dataset.nih_cxr14": "medgen.data.readers.nih:read_nih_cxr14",
         "dataset.chexpert": "medgen.data.readers.chexpert:read_chexpert",
         "dataset.indiana_cxr": "medgen.data.readers.indiana:read_indiana",
@@ -63,5 +66,6 @@ MANIFEST = {
         "engine.sr_evaluator": "medgen.engines.sr:create_sr_evaluator",
         "engine.sr_distillation_trainer": "medgen.engines.sr_distill:create_distillation_trainer",
         "engine.srgan_trainer": "medgen.engines.sr_gan:SRGANTrainer",
+        "loss.bce_multilabel": "medgen.losses.classification:MultiLabelBCELoss",
     },
 }
