@@ -15,7 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["classifier_train_transforms", "predict_probabilities", "train_classifier"]
+__all__ = [
+    "classifier_train_transforms",
+    "phantom_classification_items",
+    "predict_probabilities",
+    "train_classifier",
+    "write_phantom_pngs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -128,3 +134,57 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: in
     )
     model.train(was)
     return out
+
+
+def phantom_classification_items(
+    split: str = "train",
+    n: int = 600,
+    size: int = 128,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+) -> list[dict[str, Any]]:
+    """Phantom items ``{"image": (1, H, W), "label": (C,), "patient_id"}`` of one patient-level split.
+
+    ``split`` is ``train``, ``val`` or ``test`` of :func:`medgen.data.split.patient_split` over studies
+    ``0..n-1`` of phantom set ``seed``: no patient is in two splits.
+    """
+    from medgen.data.phantom import patient_of, render_phantom
+    from medgen.data.split import patient_split
+
+    names = ("train", "val", "test")
+    if split not in names:
+        raise ValueError(f"phantom_classification_items: split must be one of {names}, got {split!r}")
+    items = [{"index": i, "patient_id": patient_of(i, seed)[0]} for i in range(int(n))]
+    chosen = patient_split(items, fractions, seed=seed)[names.index(split)]
+    out = []
+    for it in chosen:
+        s = render_phantom(it["index"], size, seed)
+        out.append(
+            {
+                "image": s.image[None].astype(np.float32),
+                "label": s.labels.astype(np.float32),
+                "patient_id": s.patient_id,
+            }
+        )
+    return out
+
+
+def write_phantom_pngs(
+    out_dir: str, n: int = 2, size: int = 128, seed: int = 0, start: int = 100000
+) -> list[dict[str, str]]:
+    """Write ``n`` phantom radiographs as 16-bit PNG (inference inputs) and return ``[{"image": path}]``."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from medgen.data.phantom import render_phantom
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(int(n)):
+        img = render_phantom(start + i, size, seed).image
+        path = folder / f"phantom_{start + i:06d}.png"
+        Image.fromarray(np.round(img * 65535).astype(np.uint16)).save(path)
+        items.append({"image": str(path)})
+    return items
