@@ -55,6 +55,10 @@ MANIFEST = {
         "transform.vignetted": "medgen.transforms.display.dictionary:Vignetted",
         "transform.enhance_presetd": "medgen.transforms.display.dictionary:EnhancePresetd",
         # --- sr backends (medgen.inferers) ----------------------------------------------------------------
+        "sr_backend.bicubic": "medgen.inferers.region_sr:BicubicBackend",
+        "sr_backend.network": "medgen.inferers.region_sr:NetworkBackend",
+        "sr_backend.latent_diffusion": "medgen.inferers.region_sr:LatentDiffusionBackend",
+        "sr_backend.diffusers": "medgen.inferers.region_sr:DiffusersBackend",
         # --- losses / metrics ---------------------------------------------------------------------------
         "loss.pixel": "medgen.losses.sr:PixelLoss",
         "loss.total_variation": "medgen.losses.sr:TotalVariationLoss",
