@@ -30,7 +30,9 @@ def _check_run(client, run):
     assert params["bundle"] == "minimal_bundle" and params["max_epochs"] == "2"
     assert params["device_cpu"] and params["device_gpu"] == "none" or "device_gpu" in params
     assert not any("patient" in k.lower() for k in params)
-    assert any(a.path.startswith("config_") for a in client.list_artifacts(run.info.run_id))
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert any(a.startswith("config_") for a in artifacts), artifacts  # the executed config
+    assert "validation_samples.png" in artifacts, artifacts  # <output_dir>/figures
 
 
 def test_params_never_hold_patient_tags():
