@@ -34,7 +34,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "cache_dir": None,  # default: <output_dir>/cache
     "device": "cpu",
     "seeds": [0, 1, 2],
-    "data": {"n_images": 600, "size": 128, "scale": 4, "phantom_seed": 0, "fractions": [0.7, 0.1, 0.2]},
+    "data": {"n_images": 500, "size": 128, "scale": 4, "phantom_seed": 0, "fractions": [0.7, 0.1, 0.2]},
     "classifier": {
         "name": "vit_phantom_small",
         "kwargs": {
@@ -45,8 +45,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
             "num_heads": 2,
             "conv_stem": True,
         },
-        "epochs": 8,
-        "retrain_epochs": 3,
+        "epochs": 6,
+        "retrain_epochs": 2,
         "batch_size": 32,
         "lr": 1e-3,
         "retrain_lr": 3e-4,
