@@ -124,3 +124,13 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path):
         load_checkpoint(path, create_network("rdn", scale=4))
     with pytest.raises(ValueError, match="arch='rdn_half' scale=4.*arch='rdn_half' scale=2"):
         load_checkpoint(path, create_network("rdn_half", scale=2))
+
+
+@pytest.mark.parametrize("name", SR_NETS)
+def test_torchscript_export_matches_eager(name):
+    """Bundles export with TorchScript (``ckpt_export``); every SR network must script and agree."""
+    net = _small(name, 2)
+    scripted = torch.jit.script(net)
+    x = torch.rand(1, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(scripted(x), net(x), atol=1e-5)

@@ -23,7 +23,8 @@ def check_scale(scale: int, allowed: tuple[int, ...] = SUPPORTED_SCALES, network
 
 def bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Bicubic x``scale`` upsampling (PyTorch/Matlab-style kernel, ``align_corners=False``)."""
-    return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    size = [int(x.shape[-2]) * scale, int(x.shape[-1]) * scale]  # explicit size: TorchScript-friendly
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
 
 
 class SRNetwork(nn.Module):
@@ -33,23 +34,26 @@ class SRNetwork(nn.Module):
     factory functions so a checkpoint can record (and later check) which architecture and scale it holds.
     """
 
-    scale: int
-    in_channels: int
-    arch: str = ""
-    config: dict
-
     def __init__(self, scale: int, in_channels: int = 1) -> None:
         super().__init__()
         self.scale = int(scale)
         self.in_channels = int(in_channels)
-        self.config = {}
+        self.class_name = type(self).__name__
+        self.arch = ""  # set by the registered factory (medgen.networks.utils.build)
+        self.config: dict = {}  # constructor arguments, stored in checkpoints
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expects a (batch, {self.in_channels}, height, width) tensor, "
-                f"got shape {tuple(x.shape)}; add batch/channel dimensions or convert the image to "
-                f"{self.in_channels} channel(s)."
+            raise ValueError(  # str() concatenation keeps this TorchScript-compatible (bundle export)
+                self.class_name
+                + " expects a (batch, "
+                + str(self.in_channels)
+                + ", height, width) tensor, got "
+                "shape "
+                + str(x.shape)
+                + "; add batch/channel dimensions or convert the image to "
+                + str(self.in_channels)
+                + " channel(s)."
             )
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

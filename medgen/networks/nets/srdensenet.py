@@ -81,7 +81,7 @@ class SRDenseNet(SRNetwork):
         out = self.tail(self.deconv(fused))
         if self.residual_upsample:
             out = out + bicubic_upsample(x, self.scale)
-        return out, [*feats[1:], fused]
+        return out, feats[1:] + [fused]
 
 
 @register("network", "srdensenet")
