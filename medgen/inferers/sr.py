@@ -241,3 +241,21 @@ def _write_dicom(hr: np.ndarray, ctx: dict[str, Any], path: Path, scale: int) ->
     ds.PixelData = stored.tobytes()
     ds["PixelData"].VR = "OW" if int(ds.BitsAllocated) > 8 else "OB"
     ds.save_as(str(path), enforce_file_format=True)
+
+
+def write_phantom_lr_inputs(folder: str | Path, n: int = 2, hr_size: int = 256, scale: int = 4) -> list[dict]:
+    """Write ``n`` LR phantom radiographs (16-bit PNG, ``hr_size / scale`` pixels) for self-contained inference.
+
+    Returns a MONAI datalist ``[{"image": path}, ...]``; used by bundles whose ``dataset_dir`` is null.
+    """
+    from medgen.data.phantom import render_phantom
+    from medgen.data.writers import write_png16
+    from medgen.transforms.degradation import downsample
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(n):
+        lr = downsample(render_phantom(i, hr_size, seed=1).image, scale)
+        items.append({"image": str(write_png16(folder / f"phantom_lr_{i:03d}.png", np.asarray(lr)))})
+    return items
