@@ -28,7 +28,7 @@ def save_attention_overlay(
     masks: Sequence[Any] | None = None,
     titles: Sequence[str] | None = None,
     alpha: float = 0.45,
-    dpi: int = 80,
+    dpi: int = 60,
 ) -> Path:
     """One column per image: the radiograph, then the attention map over it with boxes (cyan) and masks (red).
 
