@@ -197,3 +197,27 @@ def test_dataset_registered():
     from medgen.registry import get
 
     assert get("dataset", "phantom") is PhantomDataset
+
+
+def test_noise_scale_controls_only_quantum_noise():
+    """``noise_scale`` (dose) scales the per-pixel quantum noise; the default is the explicit 1, anatomy is fixed."""
+    default = render_phantom(6, 256, seed=2)
+    np.testing.assert_array_equal(default.image, render_phantom(6, 256, seed=2, noise_scale=1.0).image)
+    clean = render_phantom(6, 256, seed=2, noise_scale=0.0)
+    quarter = render_phantom(6, 256, seed=2, noise_scale=0.25)
+    for name in ("lungs", "heart", "thorax"):
+        np.testing.assert_array_equal(getattr(clean, name), getattr(default, name))
+    np.testing.assert_array_equal(clean.labels, default.labels)
+    inside = default.thorax & (default.image > 0.05) & (default.image < 0.95)  # away from the clip limits
+    noise_full = (default.image - clean.image)[inside].std()
+    noise_quarter = (quarter.image - clean.image)[inside].std()
+    assert noise_full > 1e-3  # the default dose is visibly noisy at this pixel size
+    assert noise_quarter / noise_full == pytest.approx(
+        0.25, rel=0.15
+    )  # std scales linearly (small-noise limit)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_invalid_noise_scale_is_refused(bad):
+    with pytest.raises(ValueError, match="noise_scale"):
+        render_phantom(0, 128, noise_scale=bad)
