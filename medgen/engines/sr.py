@@ -123,18 +123,24 @@ def phantom_sr_items(
     fractions: Sequence[float] = (0.7, 0.1, 0.2),
     split_seed: int = 0,
     split: int | None = None,
+    hr_noise_scale: float = 1.0,
 ) -> Any:
     """Render phantom studies at ``hr_size``, split by patient (no patient in two splits).
 
     Returns one list per fraction of ``{"image", "patient_id", "index"}`` dicts, or only list ``split`` when
     given (only that split's studies are rendered).
+
+    ``hr_noise_scale`` is the phantom's ``noise_scale`` (quantum-noise std factor) of the HR reference: real SR
+    targets (e.g. NIH PNGs) are downsampled from larger detector images, which averages quantum noise away, so
+    an SR dataset wants a low-noise HR (0.25 = 16x dose). Per-pixel noise in the HR is not predictable from an
+    x4-downsampled LR and only caps every method's PSNR.
     """
     from medgen.data.phantom import render_phantom
 
     def render(indices: list[int]) -> list[dict]:
         out = []
         for i in indices:
-            s = render_phantom(i, hr_size, seed)
+            s = render_phantom(i, hr_size, seed, noise_scale=hr_noise_scale)
             out.append({"image": s.image[None].copy(), "patient_id": s.patient_id, "index": i})
         return out
 

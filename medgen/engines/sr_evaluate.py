@@ -95,6 +95,7 @@ def evaluate_sr(
     timing: bool = True,
     figure_models: Sequence[str] | None = None,
     teacher: str | None = "teacher",
+    hr_noise_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Score baselines and ``models`` on the phantom test split; write JSON, markdown and a figure.
 
@@ -107,12 +108,16 @@ def evaluate_sr(
         timing: measure ms per image (CPU, current torch thread count).
         figure_models: the (student, teacher) labels shown in the figure; default: the last two models.
         teacher: label of the teacher, for the "share of teacher gain" and speed-up columns.
+        hr_noise_scale: quantum-noise factor of the HR reference (see :func:`medgen.engines.sr.phantom_sr_items`);
+            use the value the models were trained with.
     """
     nets = load_models(models)
     for label, net in nets.items():
         if getattr(net, "scale", scale) != scale:
             raise ValueError(f"model {label!r} has scale {net.scale} but the evaluation uses scale={scale}.")
-    test_items = phantom_sr_items(n_studies, hr_size, seed, fractions, split_seed, split=2)
+    test_items = phantom_sr_items(
+        n_studies, hr_size, seed, fractions, split_seed, split=2, hr_noise_scale=hr_noise_scale
+    )
     if not test_items:
         raise ValueError(f"the test split of {n_studies} phantom studies is empty; raise n_studies.")
     methods: dict[str, nn.Module] = {b: InterpolationSR(scale, b) for b in BASELINES} | nets
@@ -122,6 +127,7 @@ def evaluate_sr(
             "n_test_images": len(test_items),
             "n_test_patients": len({it["patient_id"] for it in test_items}),
             "hr_size": hr_size,
+            "hr_noise_scale": hr_noise_scale,
             "lr_size": hr_size // scale,
             "scale": scale,
             "shave": shave,
@@ -190,7 +196,8 @@ def results_markdown(results: dict[str, Any], teacher: str | None = "teacher") -
     s = results["setup"]
     lines = [
         f"Test split: {s['n_test_images']} images of {s['n_test_patients']} patients (patient-level split of "
-        f"{s['n_studies']} phantom studies), HR {s['hr_size']} from LR {s['lr_size']} (x{s['scale']}); "
+        f"{s['n_studies']} phantom studies), HR {s['hr_size']} (phantom noise_scale "
+        f"{s.get('hr_noise_scale', 1.0)}) from LR {s['lr_size']} (x{s['scale']}); "
         f"PSNR/SSIM on [0, 1] with data_range=1, {s['shave']}-px border shave, per-image mean ± std. "
         f"CPU timing with {s['torch_threads']} torch threads.",
         "",
@@ -264,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--teacher", default="teacher")
     parser.add_argument("--out", default="runs/sr_eval")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument(
+        "--hr-noise-scale", type=float, default=1.0, help="phantom quantum-noise factor of the HR reference"
+    )
     args = parser.parse_args(argv)
     models = {}
     for spec in args.model:
@@ -281,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir=args.out,
         timing=not args.no_timing,
         teacher=args.teacher,
+        hr_noise_scale=args.hr_noise_scale,
     )
     print(results_markdown(results, args.teacher))
     return 0
