@@ -133,3 +133,20 @@ def test_phantom_items_split_by_patient():
     groups = [{it["patient_id"] for it in split} for split in (train, val, test)]
     assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
     assert train[0]["image"].shape == (1, 128, 128)
+
+
+def test_phantom_items_low_noise_hr_reference():
+    """``hr_noise_scale`` lowers the HR reference's quantum noise; split, patients and anatomy stay the same."""
+    import numpy as np
+
+    from medgen.data.phantom import render_phantom
+
+    kw = dict(n=8, hr_size=256, fractions=(0.5, 0.25, 0.25), split=0)
+    noisy, low = phantom_sr_items(**kw), phantom_sr_items(**kw, hr_noise_scale=0.25)
+    assert [it["index"] for it in noisy] == [it["index"] for it in low]
+    assert [it["patient_id"] for it in noisy] == [it["patient_id"] for it in low]
+    for a, b in zip(noisy, low):
+        noiseless = render_phantom(a["index"], 256, noise_scale=0.0).image
+        err_default = np.abs(a["image"][0] - noiseless).mean()
+        err_low = np.abs(b["image"][0] - noiseless).mean()
+        assert err_default > 1e-3 and err_low < 0.4 * err_default  # noise std x 0.25 (clipping aside)
