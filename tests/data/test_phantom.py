@@ -221,3 +221,12 @@ def test_noise_scale_controls_only_quantum_noise():
 def test_invalid_noise_scale_is_refused(bad):
     with pytest.raises(ValueError, match="noise_scale"):
         render_phantom(0, 128, noise_scale=bad)
+
+
+def test_noise_floor_ranks_doses():
+    from medgen.data.phantom.noise_floor import noise_floor
+
+    r = noise_floor([1], size=256, noise_scales=(1.0, 0.25, 0.0))
+    assert r[0.0]["vs_noiseless"] == float("inf")
+    assert r[1.0]["vs_noiseless"] + 6 < r[0.25]["vs_noiseless"]  # std x 1/4: about +12 dB
+    assert r[1.0]["bicubic"] < r[0.25]["bicubic"]  # per-pixel noise is not predictable from the LR
