@@ -76,6 +76,7 @@ def train_classifier(
     hflip_prob: float = 0.0,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    progress: bool = True,
 ) -> nn.Module:
     """Train ``model`` on (N, 1, H, W) images and (N, C) 0/1 labels with BCE (+ per-class ``pos_weight``).
 
@@ -116,6 +117,15 @@ def train_classifier(
         train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False)],
         decollate=False,
     )
+    if progress:  # Ignite's tqdm bar: epoch i/N, iterations and the running loss
+        from ignite.handlers import ProgressBar
+
+        ProgressBar(persist=False, desc="classifier").attach(
+            trainer,
+            output_transform=lambda out: {
+                "loss": float(out["loss"].detach()) if isinstance(out, dict) else 0.0
+            },
+        )
     trainer.run()
     return model.eval()
 
