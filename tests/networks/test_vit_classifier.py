@@ -55,3 +55,20 @@ def test_pos_weight_and_bce():
     assert torch.allclose(MultiLabelBCELoss(pos_weight=pw.tolist())(logits, y), ref)
     with pytest.raises(ValueError, match="targets"):
         MultiLabelBCELoss()(logits, y[:, :2])
+
+
+def test_pretrained_path_loads_local_weights_only(tmp_path):
+    import timm
+
+    source = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=1000, in_chans=1)
+    torch.save(source.state_dict(), tmp_path / "vit_tiny.pth")
+    net = ViTClassifier(
+        LABELS, timm_name="vit_tiny_patch16_224", pretrained_path=tmp_path / "vit_tiny.pth", in_chans=1
+    )
+    assert torch.equal(net.vit.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    assert net.vit.head.out_features == len(LABELS)  # the head follows the config's labels, not the file's
+    torch.save({"foo.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="does not fit this ViT"):
+        ViTClassifier(
+            LABELS, timm_name="vit_tiny_patch16_224", pretrained_path=tmp_path / "other.pth", in_chans=1
+        )

@@ -148,10 +148,8 @@ class ViTClassifier(nn.Module):
                         f"ViTClassifier: pretrained_path {str(path)!r} does not exist; point it at a local "
                         f"{timm_name} checkpoint (.pth/.safetensors/.npz) or leave it empty to train from scratch"
                     )
-                # pretrained_cfg_overlay(file=...) makes timm read the local file; it never reaches the hub then.
-                self.vit = timm.create_model(
-                    timm_name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs
-                )
+                self.vit = timm.create_model(timm_name, pretrained=False, **kwargs)
+                _load_local_vit_weights(self.vit, path)
                 logger.info("ViTClassifier: %s initialised from local checkpoint %s", timm_name, path)
             else:
                 self.vit = timm.create_model(timm_name, pretrained=False, **kwargs)
@@ -258,3 +256,25 @@ def load_classifier_checkpoint(
         )
     model.load_state_dict(ckpt["state_dict"])
     return ckpt
+
+
+def _load_local_vit_weights(vit: nn.Module, path: Path) -> None:
+    """Initialise a timm ViT from a local file only (never a hub): ``.npz`` (the original JAX ImageNet-21k
+    release, through timm's own converter) or a ``.pth``/``.safetensors`` state dict read with
+    ``weights_only=True``. The classification head is left out: its size follows this config's label list.
+    """
+    if path.suffix == ".npz":
+        vit.load_pretrained(str(path))  # timm's converter for the original JAX checkpoints
+        return
+    from medgen.handlers.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    state = state.get("model", state.get("state_dict", state))
+    head = {k for k in state if k.startswith("head.")}
+    missing, unexpected = vit.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
+    missing = [k for k in missing if not k.startswith("head.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"ViTClassifier: checkpoint {str(path)!r} does not fit this ViT (missing {missing[:5]}, "
+            f"unexpected {list(unexpected)[:5]}); point pretrained_path at a checkpoint of the same architecture"
+        )
