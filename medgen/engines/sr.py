@@ -11,19 +11,29 @@ noise); training crops the HR patch first and degrades the patch, so every pair 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.engines.utils import PrepareBatch
-from monai.transforms import Compose, EnsureTyped, RandFlipd, RandSpatialCropd, SelectItemsd
+from monai.transforms import Compose, EnsureTyped, OneOf, RandFlipd, RandSpatialCropd, SelectItemsd
 from torch import nn
 
 from medgen.metrics.image import sr_metric_handlers
 from medgen.registry import register
 
 LR_KEY, HR_KEY = "lr", "hr"
+
+# Named LR degradations, shared by training (``degradations`` of :func:`sr_patch_transform` and
+# :func:`sr_validation_items`) and the evaluation (:data:`medgen.engines.sr_evaluate.VARIANTS`): anti-aliased
+# bicubic x``scale`` downsampling, optionally after a Gaussian blur (sigma in HR pixels) and with
+# Poisson-Gaussian noise on the LR.
+DEGRADATIONS: dict[str, dict[str, float | None]] = {
+    "bicubic": {"blur_sigma": None, "poisson_peak": None, "gaussian_std": None},
+    "blur_noise": {"blur_sigma": 1.0, "poisson_peak": 2000.0, "gaussian_std": 0.005},
+}
+_DEGRADATION_KEYS = ("blur_sigma", "poisson_peak", "gaussian_std")
 
 
 class SRPrepareBatch(PrepareBatch):
@@ -68,6 +78,41 @@ def _degradation(scale: int, blur_sigma, poisson_peak, gaussian_std, seed: int |
     return t
 
 
+def resolve_degradations(
+    degradations: Sequence[str | Mapping[str, Any]] | str | Mapping[str, Any],
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, PairedDegradation kwargs)`` for each entry: a name of :data:`DEGRADATIONS` or a dict of
+    ``blur_sigma`` / ``poisson_peak`` / ``gaussian_std`` (each a value, a ``[low, high]`` range or None)."""
+    if isinstance(degradations, (str, Mapping)):
+        degradations = [degradations]
+    out = []
+    for i, d in enumerate(degradations):
+        if isinstance(d, str):
+            if d not in DEGRADATIONS:
+                raise ValueError(
+                    f"degradations: unknown degradation {d!r}; use one of {sorted(DEGRADATIONS)} or a dict "
+                    f"with keys {list(_DEGRADATION_KEYS)}, e.g. degradations: [bicubic, blur_noise]."
+                )
+            out.append((d, dict(DEGRADATIONS[d])))
+        elif isinstance(d, Mapping):
+            bad = sorted(set(d) - set(_DEGRADATION_KEYS))
+            if bad:
+                raise ValueError(
+                    f"degradations[{i}]: unknown keys {bad}; a custom degradation takes only "
+                    f"{list(_DEGRADATION_KEYS)} (value, [low, high] range or null)."
+                )
+            kw = {k: d.get(k) for k in _DEGRADATION_KEYS}
+            known = [n for n, v in DEGRADATIONS.items() if v == kw]
+            out.append((known[0] if known else f"custom{i}", kw))
+        else:
+            raise TypeError(
+                f"degradations[{i}] is a {type(d).__name__}; give a name ({sorted(DEGRADATIONS)}) or a dict."
+            )
+    if not out:
+        raise ValueError("degradations is empty; give at least one, e.g. degradations: [bicubic].")
+    return out
+
+
 def sr_patch_transform(
     scale: int = 4,
     lr_patch: int = 48,
@@ -75,13 +120,37 @@ def sr_patch_transform(
     poisson_peak: float | Sequence[float] | None = None,
     gaussian_std: float | Sequence[float] | None = None,
     flip: bool = True,
+    degradations: Sequence[str | Mapping[str, Any]] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> Compose:
-    """Training transform: random HR patch of ``lr_patch * scale`` pixels, optional flips, then degradation."""
+    """Training transform: random HR patch of ``lr_patch * scale`` pixels, optional flips, then degradation.
+
+    With ``degradations`` (names of :data:`DEGRADATIONS` or dicts, see :func:`resolve_degradations`) each
+    patch is degraded by one of them, drawn by MONAI :class:`~monai.transforms.OneOf` (uniformly, or by
+    ``weights``); the draw comes from the transform's random state, so ``set_random_state`` (and
+    :class:`medgen.handlers.checkpoint.EpochSeed`) make it reproducible. Without it, one degradation built
+    from ``blur_sigma`` / ``poisson_peak`` / ``gaussian_std``.
+    """
     steps: list[Callable] = [RandSpatialCropd("image", roi_size=(lr_patch * scale,) * 2, random_size=False)]
     if flip:
         steps.append(RandFlipd("image", prob=0.5, spatial_axis=1))  # left-right only: radiographs are upright
+    if degradations is not None:
+        if any(v is not None for v in (blur_sigma, poisson_peak, gaussian_std)):
+            raise ValueError(
+                "sr_patch_transform: give either degradations=[...] or blur_sigma/poisson_peak/gaussian_std, "
+                "not both (put the custom values in a degradations entry)."
+            )
+        chosen = resolve_degradations(degradations)
+        if weights is not None and len(weights) != len(chosen):
+            raise ValueError(
+                f"sr_patch_transform: weights has {len(weights)} entries for {len(chosen)} degradations; "
+                "give one weight per degradation or none (uniform)."
+            )
+        blocks = [_degradation(scale, **kw, seed=None) for _, kw in chosen]
+        steps.append(blocks[0] if len(blocks) == 1 else OneOf(blocks, weights=weights))
+    else:
+        steps.append(_degradation(scale, blur_sigma, poisson_peak, gaussian_std, None))
     steps += [
-        _degradation(scale, blur_sigma, poisson_peak, gaussian_std, None),
         SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
         EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
     ]
@@ -103,6 +172,34 @@ def sr_whole_image_transform(
             EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
         ]
     )
+
+
+def sr_validation_items(
+    items: Sequence[Mapping[str, Any]],
+    scale: int = 4,
+    degradations: Sequence[str | Mapping[str, Any]] = ("bicubic",),
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Whole-image validation pairs for every item under every degradation, made once (fixed noise).
+
+    Returns ``len(items) * len(degradations)`` dicts with ``lr``, ``hr``, ``patient_id`` and ``degradation``
+    (its name), so validating a model trained on several degradations scores all of them, and every
+    validation round sees the same LR images. Ranges in a custom degradation are drawn once per image.
+    """
+    out = []
+    for name, kw in resolve_degradations(degradations):
+        transform = sr_whole_image_transform(scale, **kw, seed=seed)
+        for it in items:
+            pair = transform(dict(it))
+            out.append(
+                {
+                    LR_KEY: pair[LR_KEY],
+                    HR_KEY: pair[HR_KEY],
+                    "patient_id": it["patient_id"],
+                    "degradation": name,
+                }
+            )
+    return out
 
 
 def phantom_split_indices(

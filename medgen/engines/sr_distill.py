@@ -46,6 +46,9 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(n - 1, 0, k)[::-1]}) if k < n else list(range(n))
 
 
+FEATURE_NORMS = ("channel", "relative")
+
+
 class FeatureAdapters(nn.Module):
     """Trainable 1x1 convs mapping selected student features onto the teacher's channel count.
 
@@ -57,12 +60,25 @@ class FeatureAdapters(nn.Module):
         student, teacher: SR networks with ``forward_features``.
         num_pairs: how many feature pairs to match.
         probe_size: LR size of the probe input.
+        normalize: ``"channel"`` (default): each teacher channel is standardised over batch and space
+            (zero mean, unit std) and the adapted student feature is matched to it by MSE, so every channel
+            counts alike, whatever its scale, and the term is about 1 for an uninformed student (0 = perfect);
+            ``"relative"``: ``||A(s) - t||^2 / ||t||^2`` on the raw features (dominated by the
+            largest-magnitude channels).
     """
 
     def __init__(
-        self, student: nn.Module, teacher: nn.Module, num_pairs: int = 2, probe_size: int = 16
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        num_pairs: int = 2,
+        probe_size: int = 16,
+        normalize: str = "channel",
     ) -> None:
         super().__init__()
+        if normalize not in FEATURE_NORMS:
+            raise ValueError(f"FeatureAdapters: normalize={normalize!r}; use one of {FEATURE_NORMS}.")
+        self.normalize = normalize
         probe = torch.zeros(1, getattr(student, "in_channels", 1), probe_size, probe_size)
         device = next(student.parameters()).device
         with torch.no_grad():
@@ -76,13 +92,18 @@ class FeatureAdapters(nn.Module):
         ).to(device)
 
     def forward(self, student_feats: list[torch.Tensor], teacher_feats: list[torch.Tensor]) -> torch.Tensor:
-        """Mean relative MSE over pairs: ``||A(s) - t||^2 / ||t||^2`` (scale-free across layers)."""
+        """Mean over pairs of the feature-matching loss chosen by ``normalize``."""
         total = 0.0
         for adapter, i, j in zip(self.adapters, self.student_idx, self.teacher_idx):
             s, t = adapter(student_feats[i]), teacher_feats[j].detach()
             if s.shape[-2:] != t.shape[-2:]:
                 s = F.interpolate(s, size=t.shape[-2:], mode="bilinear", align_corners=False)
-            total = total + F.mse_loss(s, t) / (t.pow(2).mean() + 1e-8)
+            if self.normalize == "channel":
+                mean = t.mean(dim=(0, 2, 3), keepdim=True)
+                std = t.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
+                total = total + F.mse_loss(s, (t - mean) / (std + 1e-6))
+            else:
+                total = total + F.mse_loss(s, t) / (t.pow(2).mean() + 1e-8)
         return total / len(self.adapters)
 
 
@@ -142,6 +163,30 @@ class DistillationStep:
             "loss_teacher": teacher_term.item(),
             "loss_feature": float(feat_term.detach()),
         }
+
+
+LOSS_TERMS = (str(Keys.LOSS), "loss_hr", "loss_teacher", "loss_feature")
+
+
+def distillation_loss_terms(output: Any) -> dict[str, float]:
+    """``output_transform`` for MONAI ``StatsHandler`` / metric loggers on a distillation trainer.
+
+    :class:`DistillationStep` returns one dict per iteration (or, after decollation, one per sample with the
+    same values); MONAI's ``from_engine(["loss"], first=True)`` turns a dict into a tuple, which
+    ``StatsHandler`` skips, so the distillation stage logged nothing. This returns the total loss and its
+    three terms as floats, which ``StatsHandler`` logs as ``loss: ... loss_hr: ...``.
+    """
+    if isinstance(output, (list, tuple)):
+        if not output:
+            raise ValueError("distillation_loss_terms: empty engine output (no iteration has run).")
+        output = output[0]
+    missing = [k for k in LOSS_TERMS if k not in output]
+    if missing:
+        raise KeyError(
+            f"distillation_loss_terms: engine output has no {missing} (keys: {sorted(map(str, output))}); "
+            "use it only on a trainer whose iteration_update is DistillationStep."
+        )
+    return {k: float(torch.as_tensor(output[k]).detach().float().mean()) for k in LOSS_TERMS}
 
 
 def _with_features(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -28,6 +28,7 @@ from monai.data import DataLoader, Dataset
 from torch import nn
 
 from medgen.engines.sr import (
+    DEGRADATIONS,
     InterpolationSR,
     create_sr_evaluator,
     per_image_metrics,
@@ -38,12 +39,10 @@ from medgen.metrics.image import summarize
 
 logger = logging.getLogger("medgen.sr_evaluate")
 
-# Degradation variants: LR made from the HR test image by anti-aliased bicubic downsampling, optionally
-# after a Gaussian blur (sigma in HR pixels) and with Poisson-Gaussian noise.
-VARIANTS: dict[str, dict[str, float | None]] = {
-    "bicubic": {"blur_sigma": None, "poisson_peak": None, "gaussian_std": None},
-    "blur_noise": {"blur_sigma": 1.0, "poisson_peak": 2000.0, "gaussian_std": 0.005},
-}
+# Degradation variants (shared with training: ``degradations`` in the bundle): LR made from the HR test image
+# by anti-aliased bicubic downsampling, optionally after a Gaussian blur (sigma in HR pixels) and with
+# Poisson-Gaussian noise.
+VARIANTS: dict[str, dict[str, float | None]] = DEGRADATIONS
 BASELINES = ("bicubic", "lanczos")
 
 
