@@ -11,7 +11,10 @@ over ``feather`` pixels with a smoothstep, whose zero slope at both ends leaves 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +24,14 @@ from medgen.inferers.attention import compute_attention_maps
 from medgen.inferers.region_sr import RegionSRBackend
 from medgen.transforms.regions import select_attention_regions
 
-__all__ = ["AttentionSROutput", "AttentionSRPipeline", "blend_region", "feather_weights"]
+__all__ = [
+    "AttentionSROutput",
+    "AttentionSRPipeline",
+    "blend_region",
+    "classifier_preprocess",
+    "feather_weights",
+    "infer_attention_sr",
+]
 
 
 def feather_weights(height: int, width: int, feather: float) -> torch.Tensor:
@@ -134,3 +144,91 @@ class AttentionSRPipeline:
             if scaled is not None:
                 scaled[b] = blend_region(scaled[b], sr, (x0 * s, y0 * s, x1 * s, y1 * s), self.feather * s)
         return AttentionSROutput(enhanced, logits, maps, boxes, scaled)
+
+
+def classifier_preprocess(size: int) -> Any:
+    """File -> (1, ``size``, ``size``) float tensor in [0, 1]: the same path training data takes.
+
+    MONAI ``Compose``: :class:`~medgen.transforms.io.LoadRadiograph` (DICOM with its modality/VOI LUT and
+    MONOCHROME1 inversion, 8/16-bit PNG, NIfTI; scaled by the stored bit depth), zero padding of a non-square
+    image to a centred square (to the longer side: the anatomy keeps its aspect ratio instead of
+    being stretched), then area resizing to ``size``. The phantom training images are square renders at
+    ``size``, for which the last two steps are no-ops.
+    """
+    from monai.transforms import Compose, Lambda, Resize
+
+    from medgen.transforms.io import LoadRadiograph
+
+    def pad_square(img: torch.Tensor) -> torch.Tensor:
+        # plain tensor: the radiograph's 2-D affine does not survive MONAI's spatial-pad metadata tracking
+        img = torch.as_tensor(img.as_tensor() if hasattr(img, "as_tensor") else img)
+        h, w = int(img.shape[-2]), int(img.shape[-1])
+        side = max(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        return F.pad(img, (left, side - w - left, top, side - h - top))
+
+    return Compose([LoadRadiograph(), Lambda(pad_square), Resize((size, size), mode="area")])
+
+
+def infer_attention_sr(
+    files: Sequence[str | Path],
+    classifier: nn.Module,
+    out_dir: str | Path,
+    backend: RegionSRBackend | None = None,
+    scale: int = 4,
+    attention: str = "rollout",
+    feather: float = 4.0,
+    save_scaled: bool = False,
+    **region_kwargs: Any,
+) -> list[dict[str, Any]]:
+    """One radiograph file (PNG, DICOM or NIfTI) at a time -> probabilities, attention overlay, enhanced image.
+
+    Writes per input ``<stem>_probabilities.json`` (``{label: probability}``, the boxes and the input file),
+    ``<stem>_attention.png`` (image | attention with the selected regions) and ``<stem>_enhanced.png`` (16-bit, at
+    the classifier's working resolution; ``<stem>_enhanced_x{scale}.png`` too with ``save_scaled``). Returns the
+    per-file records. ``backend`` defaults to bicubic; any ``sr_backend`` works.
+    """
+    import json
+
+    from medgen.data.writers import write_png16
+    from medgen.inferers.region_sr import BicubicBackend
+    from medgen.visualize.attention import save_attention_overlay
+
+    size = int(getattr(classifier, "img_size", 0) or classifier.vit.patch_embed.img_size[0])
+    labels = list(getattr(classifier, "labels", []))
+    pre = classifier_preprocess(size)
+    device = next(classifier.parameters()).device
+    pipe = AttentionSRPipeline(
+        classifier.eval(),
+        backend or BicubicBackend(),
+        scale=scale,
+        attention=attention,
+        feather=feather,
+        **region_kwargs,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for f in files:
+        image = torch.as_tensor(pre(str(f))).float()[None].to(device)  # (1, 1, size, size)
+        res = pipe(image, return_scaled=save_scaled)
+        image = image.cpu()
+        stem = Path(f).name.split(".")[0]
+        probs = torch.sigmoid(res.logits[0]).cpu().tolist()
+        rec = {
+            "file": str(f),
+            "probabilities": dict(zip(labels, probs)) if labels else probs,
+            "boxes_xyxy": res.boxes[0].cpu().tolist(),
+            "attention": attention,
+            "working_size": size,
+            "enhanced": str(out / f"{stem}_enhanced.png"),
+        }
+        write_png16(out / f"{stem}_enhanced.png", res.images[0, 0].clamp(0, 1).cpu().numpy())
+        if save_scaled and res.scaled_images is not None:
+            rec["enhanced_scaled"] = str(out / f"{stem}_enhanced_x{scale}.png")
+            write_png16(rec["enhanced_scaled"], res.scaled_images[0, 0].clamp(0, 1).cpu().numpy())
+        save_attention_overlay(image, res.attention.cpu(), out / f"{stem}_attention.png", boxes=res.boxes, titles=[stem])
+        rec["attention_overlay"] = str(out / f"{stem}_attention.png")
+        (out / f"{stem}_probabilities.json").write_text(json.dumps(rec, indent=1))
+        records.append(rec)
+    return records
