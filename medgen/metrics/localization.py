@@ -4,6 +4,10 @@
   pixels of it, Euclidean).
 * Attention mass share: fraction of the map's total mass inside the mask.
 
+Maps are class-agnostic (one (H, W) map per image, scored against every finding of the image) or class-specific
+(one (C, H, W) stack per image with ``labels`` naming the channels: finding ``n`` is scored on channel
+``labels.index(n)``).
+
 Both are reported beside a uniform-attention baseline (an attention map that prefers nothing): its expected
 pointing-game hit rate and mass share both equal the mask's area share, so a map must beat the mask size to
 show localisation.
@@ -46,24 +50,61 @@ def attention_mass_share(attention: Any, mask: Any) -> float:
 
 
 def localization_report(
-    attention: Sequence[Any], masks: Sequence[Mapping[str, Any]], tolerance: float = 0
+    attention: Sequence[Any],
+    masks: Sequence[Mapping[str, Any]],
+    tolerance: float = 0,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Pointing game and mass share over every (image, finding) pair with a non-empty mask, per finding and overall.
 
     Args:
-        attention: per image an (H, W) map.
+        attention: per image an (H, W) map (scored against every finding), or, with ``labels``, a (C, H, W)
+            stack of class-specific maps: finding ``n`` is scored on channel ``labels.index(n)``.
         masks: per image ``{finding: bool (H, W) mask}`` (empty masks are ignored: finding absent).
+        labels: class names in channel order (e.g. ``model.labels``); required for (C, H, W) maps.
     """
     if len(attention) != len(masks):
         raise ValueError(f"localization_report: {len(attention)} maps for {len(masks)} mask sets")
+    names = list(labels) if labels is not None else None
+    if names is not None and len(set(names)) != len(names):
+        raise ValueError(f"localization_report: `labels` has duplicate names: {names}")
     rows: dict[str, list[tuple[float, float, float]]] = {}
-    for amap, mset in zip(attention, masks):
+    for i, (amap, mset) in enumerate(zip(attention, masks)):
+        a = _np(amap)
+        if a.ndim == 3:
+            if names is None:
+                raise ValueError(
+                    f"localization_report: image {i} has class-specific maps {a.shape} (C, H, W) but no `labels`; "
+                    "pass labels=<class names in channel order> (e.g. model.labels)"
+                )
+            if a.shape[0] != len(names):
+                raise ValueError(
+                    f"localization_report: image {i} has {a.shape[0]} map channels for {len(names)} labels; "
+                    "the channels must be the classes in `labels` order"
+                )
+        elif a.ndim != 2:
+            raise ValueError(
+                f"localization_report: image {i} map has shape {a.shape}; expected (H, W) or (C, H, W) with `labels`"
+            )
         for name, mask in mset.items():
             m = _np(mask).astype(bool)
             if not m.any():
                 continue
+            if a.ndim == 3:
+                if name not in names:  # type: ignore[operator]
+                    raise ValueError(
+                        f"localization_report: finding {name!r} (image {i}) has a mask but no map channel; "
+                        f"`labels` are {names}"
+                    )
+                fmap = a[names.index(name)]  # type: ignore[union-attr]
+            else:
+                fmap = a
+            if fmap.shape != m.shape:
+                raise ValueError(
+                    f"localization_report: image {i} map {fmap.shape} and mask of {name!r} {m.shape} differ in shape"
+                )
             rows.setdefault(name, []).append(
-                (float(pointing_game_hit(amap, m, tolerance)), attention_mass_share(amap, m), float(m.mean()))
+                (float(pointing_game_hit(fmap, m, tolerance)), attention_mass_share(fmap, m), float(m.mean()))
             )
 
     def summary(r: list[tuple[float, float, float]]) -> dict[str, float]:
