@@ -25,6 +25,7 @@ def test_tiny_pipeline_writes_report(tmp_path):
         },
         "regions": {"k": 2, "min_size": 16, "max_size": 16},
         "sr_eval": {"n_images": 2},
+        "native_hires": {"enabled": True, "factor": 2},
         "n_boot": 20,
     }
     rep = run_pipeline(cfg)
@@ -32,8 +33,15 @@ def test_tiny_pipeline_writes_report(tmp_path):
     assert (out / "report.md").is_file() and (out / "figures" / "attention_overlay.png").is_file()
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["n_train"] + on_disk["n_test"] <= 24 and on_disk["n_test"] > 0
-    for arm in ("base", "native_retrained", "enhanced_retrained"):
+    assert on_disk["n_val"] > 0
+    for arm in ("base", "native_retrained", "enhanced_retrained", "native_hires"):
         assert 0.0 <= rep["summary"][arm]["elementwise_accuracy"]["mean"] <= 1.0
+        assert rep["summary"][arm]["val_loss"]["mean"] > 0  # BCE on the validation patients
+    # the native high-resolution arm really trained on x2 renders (its cache entry is 256 px)
+    hires = [p for p in (out / "cache").glob("phantom_*.npz") if __import__("numpy").load(p)["images"].shape[-1] == 256]
+    assert hires, "native_hires did not render the x2 phantom"
+    md = (out / "report.md").read_text()
+    assert "native_hires" in md and "validation loss" in md and "Per-class AUROC" in md
     q = rep["sr_quality"]["bicubic"]
     # pasting into a bicubic background: whole-image PSNR is higher than region PSNR (small area share)
     assert q["image_psnr"]["mean"] > q["region_psnr"]["mean"]
