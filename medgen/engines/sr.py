@@ -164,14 +164,18 @@ def sr_whole_image_transform(
     gaussian_std: float | None = None,
     seed: int = 0,
 ) -> Compose:
-    """Evaluation transform: the whole HR image and its degraded LR (noise drawn from a fixed ``seed``)."""
+    """Evaluation transform: the whole HR image and its degraded LR (noise drawn from a fixed ``seed``).
+
+    The ``Compose`` itself is seeded (it reseeds its children; otherwise it would draw a seed from MONAI's
+    global one, which is random unless ``set_determinism`` ran), so the noise depends on ``seed`` only.
+    """
     return Compose(
         [
             _degradation(scale, blur_sigma, poisson_peak, gaussian_std, seed),
             SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
             EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
         ]
-    )
+    ).set_random_state(seed=seed)
 
 
 def sr_validation_items(

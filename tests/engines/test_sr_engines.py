@@ -3,6 +3,7 @@ import torch
 from monai.data import DataLoader, Dataset
 
 from medgen.engines.sr import (
+    DEGRADATIONS,
     InterpolationSR,
     SRPrepareBatch,
     create_sr_evaluator,
@@ -10,9 +11,15 @@ from medgen.engines.sr import (
     per_image_metrics,
     phantom_sr_items,
     sr_patch_transform,
+    sr_validation_items,
     sr_whole_image_transform,
 )
-from medgen.engines.sr_distill import DISTILLATION_PRESETS, FeatureAdapters, create_distillation_trainer
+from medgen.engines.sr_distill import (
+    DISTILLATION_PRESETS,
+    FeatureAdapters,
+    create_distillation_trainer,
+    distillation_loss_terms,
+)
 from medgen.engines.sr_gan import SRGANTrainer
 from medgen.losses.sr import AdversarialLoss, PixelLoss
 from medgen.metrics.image import psnr, ssim
@@ -150,3 +157,111 @@ def test_phantom_items_low_noise_hr_reference():
         err_default = np.abs(a["image"][0] - noiseless).mean()
         err_low = np.abs(b["image"][0] - noiseless).mean()
         assert err_default > 1e-3 and err_low < 0.4 * err_default  # noise std x 0.25 (clipping aside)
+
+
+def _is_clean_bicubic(lr, hr, scale):
+    from medgen.transforms.degradation import downsample
+
+    return torch.allclose(torch.as_tensor(lr), torch.as_tensor(downsample(hr, scale, "bicubic")), atol=1e-6)
+
+
+def _mixed_lrs(items, seed, n=16):
+    t = sr_patch_transform(scale=2, lr_patch=12, degradations=["bicubic", "blur_noise"]).set_random_state(
+        seed
+    )
+    return [t(dict(items[i % len(items)])) for i in range(n)]
+
+
+def test_mixed_degradations_use_both_variants_reproducibly(items):
+    pairs = _mixed_lrs(items, seed=3)
+    clean = [_is_clean_bicubic(p["lr"], p["hr"], 2) for p in pairs]
+    # each patch is either exactly the clean bicubic LR of its HR patch or the blurred, noisy one; both occur
+    assert 0 < sum(clean) < len(clean)
+    for p, c in zip(pairs, clean):
+        if not c:  # blur + noise: far from the clean LR (noise std >= 0.005, blur removes detail)
+            from medgen.transforms.degradation import downsample
+
+            assert (p["lr"] - torch.as_tensor(downsample(p["hr"], 2, "bicubic"))).abs().mean() > 2e-3
+    again = _mixed_lrs(items, seed=3)
+    assert all(torch.equal(a["lr"], b["lr"]) and torch.equal(a["hr"], b["hr"]) for a, b in zip(pairs, again))
+    other = _mixed_lrs(items, seed=4)
+    assert [_is_clean_bicubic(p["lr"], p["hr"], 2) for p in other] != clean or not all(
+        torch.equal(a["lr"], b["lr"]) for a, b in zip(pairs, other)
+    )
+
+
+def test_mixed_degradations_weights_and_bad_options(items):
+    only_clean = sr_patch_transform(
+        scale=2, lr_patch=12, degradations=["bicubic", "blur_noise"], weights=[1.0, 0.0]
+    ).set_random_state(0)
+    assert all(_is_clean_bicubic(p["lr"], p["hr"], 2) for p in (only_clean(dict(items[0])) for _ in range(6)))
+    with pytest.raises(ValueError, match="degradations: unknown degradation 'blurry'"):
+        sr_patch_transform(degradations=["bicubic", "blurry"])
+    with pytest.raises(ValueError, match="weights has 1 entries for 2 degradations"):
+        sr_patch_transform(degradations=["bicubic", "blur_noise"], weights=[1.0])
+    with pytest.raises(ValueError, match="not both"):
+        sr_patch_transform(degradations=["bicubic"], gaussian_std=0.01)
+    with pytest.raises(ValueError, match=r"degradations\[0\]: unknown keys \['sigma'\]"):
+        sr_patch_transform(degradations=[{"sigma": 1.0}])
+
+
+def test_validation_items_cover_every_degradation_with_fixed_noise(items):
+    val = sr_validation_items(items, scale=2, degradations=["bicubic", "blur_noise"], seed=0)
+    assert [v["degradation"] for v in val] == ["bicubic"] * 3 + ["blur_noise"] * 3
+    assert [v["patient_id"] for v in val] == [it["patient_id"] for it in items] * 2
+    for v in val[:3]:
+        assert v["lr"].shape == (1, 64, 64) and _is_clean_bicubic(v["lr"], v["hr"], 2)
+    for v in val[3:]:
+        assert not _is_clean_bicubic(v["lr"], v["hr"], 2)
+    again = sr_validation_items(items, scale=2, degradations=["bicubic", "blur_noise"], seed=0)
+    assert all(torch.equal(a["lr"], b["lr"]) for a, b in zip(val, again))
+    # the blur_noise LR is the one the evaluation uses for that variant (same transform, same seed)
+    ref = sr_whole_image_transform(2, **DEGRADATIONS["blur_noise"], seed=0)(dict(items[0]))
+    assert torch.equal(ref["lr"], val[3]["lr"])
+
+
+def test_distillation_loss_terms_are_logged(items):
+    import logging
+
+    from monai.handlers import StatsHandler
+
+    teacher, student = create_network("rdn", scale=2), create_network("swift_srgan_tiny", scale=2)
+    trainer = create_distillation_trainer(student, teacher, _patch_loader(items), max_epochs=1, gamma=0.1)
+    records: list[logging.LogRecord] = []
+    sink = logging.Handler(logging.INFO)
+    sink.emit = records.append
+    logging.getLogger("distill_stats").addHandler(sink)
+    StatsHandler(name="distill_stats", output_transform=distillation_loss_terms).attach(trainer)
+    try:
+        trainer.run()
+    finally:
+        logging.getLogger("distill_stats").removeHandler(sink)
+    terms = distillation_loss_terms(trainer.state.output)
+    assert set(terms) == {"loss", "loss_hr", "loss_teacher", "loss_feature"}
+    assert terms["loss"] == pytest.approx(
+        terms["loss_hr"] + terms["loss_teacher"] + 0.1 * terms["loss_feature"], rel=1e-4
+    )
+    logged = [r.getMessage() for r in records]
+    assert any("loss_hr:" in m and "loss_feature:" in m for m in logged)
+    with pytest.raises(KeyError, match="DistillationStep"):
+        distillation_loss_terms({"loss": torch.tensor(1.0)})
+
+
+def test_channel_normalised_feature_matching_is_scale_free():
+    torch.manual_seed(0)
+    teacher, student = create_network("rdn", scale=2), create_network("srcnn", scale=2)
+    adapters = FeatureAdapters(student, teacher, num_pairs=2)
+    x = torch.rand(2, 1, 8, 8)
+    s_feats, t_feats = student.forward_features(x), teacher.forward_features(x)
+    base = adapters(s_feats, t_feats)
+    # a per-channel affine change of the teacher's features (scale 1000, shift 5) leaves the term unchanged
+    scaled = [1000 * t + 5 for t in t_feats]
+    assert torch.allclose(adapters(s_feats, scaled), base, rtol=1e-3)
+    # an adapter that outputs zeros scores exactly 1 (the standardised target's variance) per pair
+    for a in adapters.adapters:
+        torch.nn.init.zeros_(a.weight), torch.nn.init.zeros_(a.bias)
+    assert adapters(s_feats, t_feats).item() == pytest.approx(1.0, abs=1e-3)
+    relative = FeatureAdapters(student, teacher, num_pairs=2, normalize="relative")
+    assert not torch.allclose(relative(s_feats, scaled), relative(s_feats, t_feats), rtol=1e-3)
+    with pytest.raises(ValueError, match="normalize='z'"):
+        FeatureAdapters(student, teacher, normalize="z")
