@@ -265,3 +265,22 @@ def test_channel_normalised_feature_matching_is_scale_free():
     assert not torch.allclose(relative(s_feats, scaled), relative(s_feats, t_feats), rtol=1e-3)
     with pytest.raises(ValueError, match="normalize='z'"):
         FeatureAdapters(student, teacher, normalize="z")
+
+
+def test_bundle_gan_workflow_trains_generator_and_discriminator(tmp_path):
+    """``train_gan.yaml`` through the bundle (smoke sizes): SRGANTrainer steps both networks and saves them."""
+    from medgen.cli import main
+    from medgen.networks.utils import load_checkpoint
+
+    assert (
+        main(["run", "cxr_sr_distillation", "train_gan", "--config", "smoke", "--bundle-root", str(tmp_path)])
+        == 0
+    )
+    generator = load_checkpoint(tmp_path / "models" / "srgan.pt")
+    assert generator.arch == "swift_srgan" and generator.scale == 4
+    assert (tmp_path / "models" / "srgan_best.pt").is_file()  # best validation PSNR (CheckpointSaver)
+    (ckpt,) = (tmp_path / "runs" / "checkpoints" / "srgan").glob("checkpoint_epoch=*.pt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    # the discriminator's optimizer holds Adam moments only if the discriminator was actually stepped
+    assert state["d_optimizer"]["state"] and state["optimizer"]["state"]
+    assert set(state["discriminator"]) == set(create_network("swift_srgan_discriminator").state_dict())
