@@ -1,0 +1,150 @@
+"""Do the ViT's attention maps point at the findings? Pointing game / mass share per map method, one seed.
+
+    OMP_NUM_THREADS=1 python benchmarks/attention_localization.py [--seed 0] [--methods rollout,cls,grad_rollout,gradcam]
+
+Trains the base classifier exactly as ``medgen.engines.attention_sr_pipeline.run_pipeline`` does for one seed
+(500 phantom studies at 128 px, patient-level 70/10/20 split, ``vit_phantom_small`` with the pipeline's kwargs,
+``train_classifier(epochs=25, batch_size=32, lr=1e-3)``; the checkpoint is cached under ``--cache``), then scores
+each map method on the test images' findings with masks (tolerance 0) beside the uniform-map baseline:
+
+* ``rollout`` / ``cls``: one class-agnostic map per image, scored against every finding of that image;
+* ``grad_rollout`` / ``gradcam`` (and any other class-specific method): the map of finding n is the class-n map.
+
+A method may carry keyword options in brackets, e.g. ``grad_rollout[start_layer=3]``,
+``grad_rollout[head_fusion=max]``, ``grad_rollout[weighting=abs]`` (``medgen.inferers.attention.gradient_rollout``).
+Prints one table row per method (and, with ``--per-finding``, the per-finding pointing game).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+import torch
+
+
+def train_or_load(seed: int, cache: Path):
+    """The pipeline's base classifier for ``seed`` (trained once, then loaded from ``cache``)."""
+    import medgen
+    from medgen.data.labels import PHANTOM_LABELS
+    from medgen.data.split import patient_split
+    from medgen.engines.attention_sr_pipeline import DEFAULT_CONFIG, _key, _render
+    from medgen.engines.classifier import train_classifier
+    from medgen.networks.nets.vit_classifier import load_classifier_checkpoint, save_classifier_checkpoint
+
+    cfg = DEFAULT_CONFIG
+    cache.mkdir(parents=True, exist_ok=True)
+    data = _render(cfg, cache)
+    items = [{"index": i, "patient_id": str(p)} for i, p in enumerate(data["patient_ids"])]
+    train_items, _val, test_items = patient_split(
+        items, cfg["data"]["fractions"], seed=cfg["data"]["phantom_seed"]
+    )
+    tr = [it["index"] for it in train_items]
+    te = [it["index"] for it in test_items]
+    images = torch.from_numpy(data["images"])
+    labels = torch.from_numpy(data["labels"])
+    c = cfg["classifier"]
+    net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **c["kwargs"])
+    d = cfg["data"]  # key on what the classifier depends on (not on SR-only data fields)
+    ckpt = (
+        cache / f"classifier_{_key(d['n_images'], d['size'], d['phantom_seed'], d['fractions'], c, seed)}.pt"
+    )
+    train_s = None
+    if ckpt.is_file():
+        load_classifier_checkpoint(ckpt, net)
+    else:
+        torch.manual_seed(seed)
+        t0 = time.time()
+        train_classifier(
+            net,
+            images[tr],
+            labels[tr],
+            epochs=c["epochs"],
+            batch_size=c["batch_size"],
+            lr=c["lr"],
+            seed=seed,
+            progress=False,
+        )
+        train_s = time.time() - t0
+        save_classifier_checkpoint(ckpt, net, seed=seed)
+    return net.eval(), data, tr, te, train_s
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--methods", default="rollout,cls,grad_rollout,gradcam")
+    p.add_argument("--cache", default="outputs/attention_localization")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--per-finding", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from medgen.data.labels import PHANTOM_LABELS
+    from medgen.engines.classifier import predict_probabilities
+    from medgen.inferers.attention import CLASS_METHODS, compute_attention_maps, compute_class_attention_maps
+    from medgen.metrics.classification import classification_report
+    from medgen.metrics.localization import localization_report
+
+    net, data, tr, te, train_s = train_or_load(args.seed, Path(args.cache))
+    images = torch.from_numpy(data["images"])[te]
+    masks = [{n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)} for i in te]
+    auroc = classification_report(
+        data["labels"][te], predict_probabilities(net, images).numpy(), PHANTOM_LABELS, n_boot=20
+    )["mean_auroc"]
+    n_find = sum(int(m.any()) for ms in masks for m in ms.values())
+    print(
+        f"seed {args.seed}: {len(tr)} train / {len(te)} test images, {n_find} test findings with masks; "
+        f"test mean AUROC {auroc:.3f}"
+        + (f"; trained in {train_s:.0f} s" if train_s else " (cached classifier)")
+    )
+    print("| map | pointing game | mass share | uniform baseline | n | time (s) |")
+    print("|---|---|---|---|---|---|")
+    per = {}
+    for spec in re.findall(r"[\w]+(?:\[[^\]]*\])?", args.methods):
+        method, _, opts = spec.partition("[")
+        kw = {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in re.findall(r"(\w+)=([\w-]+)", opts)}
+        t0 = time.time()
+        if method in CLASS_METHODS:
+            _, maps = compute_class_attention_maps(net, images, method=method, **kw)
+            rep = localization_report(maps, masks, labels=PHANTOM_LABELS)
+        else:
+            _, maps = compute_attention_maps(net, images, method=method, **kw)
+            rep = localization_report(maps, masks)
+        dt = time.time() - t0
+        o = rep["overall"]
+        print(
+            f"| {spec} | {o['pointing_game']:.3f} | {o['mass_share']:.3f} | {o['uniform_baseline']:.3f} "
+            f"| {o['n']} | {dt:.1f} |"
+        )
+        per[spec] = rep["per_finding"]
+    # ceiling of any map on the ViT's token grid: per finding, a one-hot map on the token that holds most of the
+    # mask, upsampled like the real maps (bilinear; its maximum lies at that token's centre pixel)
+    from medgen.inferers.attention import tokens_to_maps
+
+    grid, patch = tuple(net.grid_size), images.shape[-1] // net.grid_size[0]
+    m = torch.from_numpy(data["masks"][te]).float()
+    share = torch.nn.functional.avg_pool2d(m.flatten(0, 1)[:, None], patch).reshape(len(te), m.shape[1], -1)
+    best = torch.nn.functional.one_hot(share.argmax(-1), share.shape[-1]).float()
+    o = localization_report(
+        tokens_to_maps(best, grid, tuple(images.shape[-2:])), masks, labels=PHANTOM_LABELS
+    )
+    o = o["overall"]
+    print(
+        f"| oracle token (ceiling on the {grid[0]}x{grid[1]} grid) | {o['pointing_game']:.3f} | {o['mass_share']:.3f} "
+        f"| {o['uniform_baseline']:.3f} | {o['n']} | - |"
+    )
+    if args.per_finding:
+        names = sorted({n for r in per.values() for n in r})
+        print("\n| finding | n | " + " | ".join(per) + " | uniform |")
+        print("|---|---|" + "---|" * (len(per) + 1))
+        for n in names:
+            first = next(iter(per.values()))[n]
+            cells = " | ".join(f"{per[m][n]['pointing_game']:.2f}" for m in per)
+            print(f"| {n} | {first['n']} | {cells} | {first['uniform_baseline']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
