@@ -61,7 +61,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "lr": 1e-3,
         "retrain_lr": 3e-4,
     },
-    "attention": {"method": "rollout", "pointing_tolerance": 0},
+    # method: the map that selects the regions; localization: every method scored against the finding masks
+    # (class-specific ones, grad_rollout / gradcam, are scored with the map of the finding's own class)
+    "attention": {"method": "rollout", "pointing_tolerance": 0, "localization": ["rollout", "grad_rollout"]},
     "regions": {"k": 3, "percentile": 95.0, "min_size": 32, "max_size": 32, "nms_iou": 0.3, "feather": 4.0},
     # name: bicubic | network | latent_diffusion | diffusers; train: None, or for `network` {n_images, iterations,
     # batch_size, patch, lr} (default fast network: FAST_SR_NETWORK), for `latent_diffusion` {n_images,
@@ -210,12 +212,17 @@ def _build_backend(cfg: dict, cache: Path, train_idx: list[int]) -> Any:
         mk = dict(train.get("model", {}))
         if ckpt.is_file():
             return LatentDiffusionBackend(checkpoint=ckpt, model_kwargs=mk, **kwargs)
-        hr = _hr_patches(train_idx[:n_img], cfg, int(train.get("patches_per_image", 16)), patch, 0)
+        hr = _hr_patches(train_idx[:n_img], cfg, int(train.get("patches_per_image", 32)), patch, 0)
+        ae_patch = train.get("ae_patch", 32)
         model = train_ldm_sr(
             hr,
             scale=scale,
-            ae_epochs=int(train.get("ae_epochs", 20)),
-            unet_epochs=int(train.get("unet_epochs", 40)),
+            ae_epochs=int(train.get("ae_epochs", 25)),
+            unet_epochs=int(train.get("unet_epochs", 60)),
+            batch_size=int(train.get("batch_size", 32)),
+            lr=float(train.get("lr", 1e-3)),
+            ae_lr=float(train.get("ae_lr", 1e-3)),
+            ae_patch=None if ae_patch is None else int(ae_patch),
             save_path=ckpt,
             model=LDMSuperResolution(scale=scale, **mk),
         )
@@ -356,7 +363,11 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     from medgen.data.labels import PHANTOM_LABELS
     from medgen.data.split import patient_split
     from medgen.engines.classifier import predict_probabilities, train_classifier
-    from medgen.inferers.attention import compute_attention_maps
+    from medgen.inferers.attention import (
+        CLASS_METHODS,
+        compute_attention_maps,
+        compute_class_attention_maps,
+    )
     from medgen.inferers.attention_sr import AttentionSRPipeline
     from medgen.metrics.classification import classification_report
     from medgen.metrics.localization import localization_report
@@ -420,7 +431,16 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
 
         _, maps = compute_attention_maps(net, images[te], method=cfg["attention"]["method"])
         masks = [{n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)} for i in te]
-        loc = localization_report(maps, masks, tolerance=cfg["attention"]["pointing_tolerance"])
+        loc = {}
+        for method in dict.fromkeys([cfg["attention"]["method"], *cfg["attention"]["localization"]]):
+            if method in CLASS_METHODS:
+                _, m = compute_class_attention_maps(net, images[te], method=method)
+                loc[method] = localization_report(
+                    m, masks, tolerance=cfg["attention"]["pointing_tolerance"], labels=PHANTOM_LABELS
+                )
+            else:
+                m = maps if method == cfg["attention"]["method"] else compute_attention_maps(net, images[te], method)[1]
+                loc[method] = localization_report(m, masks, tolerance=cfg["attention"]["pointing_tolerance"])
         enh_path = cache / f"enhanced_{_key(cfg['data'], c, r, cfg['backend'], cfg['attention'], seed)}.npy"
         if enh_path.is_file():
             enhanced = torch.from_numpy(np.load(enh_path))
@@ -540,8 +560,11 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     }
     summary["all_negative_accuracy"] = per_seed[0]["base"]["all_negative_accuracy"]
     summary["localization"] = {
-        k: _summ([s["localization"]["overall"].get(k) for s in per_seed])
-        for k in ("pointing_game", "mass_share", "uniform_baseline")
+        method: {
+            k: _summ([s["localization"][method]["overall"].get(k) for s in per_seed])
+            for k in ("pointing_game", "mass_share", "uniform_baseline")
+        }
+        for method in per_seed[0]["localization"]
     }
     summary["auroc_gain_enhanced_minus_native"] = _summ(
         [s["enhanced_retrained"]["mean_auroc"] - s["native_retrained"]["mean_auroc"] for s in per_seed]
@@ -610,8 +633,16 @@ def _markdown(rep: dict[str, Any]) -> str:
         "",
         "## Attention localisation (test findings with masks)",
         "",
-        f"Pointing game {pm(s['localization']['pointing_game'])}, attention mass inside mask {pm(s['localization']['mass_share'])}; "
-        f"uniform-attention baseline {pm(s['localization']['uniform_baseline'])}.",
+        "| map | pointing game | attention mass inside mask | uniform-map baseline |",
+        "|---|---|---|---|",
+        *[
+            f"| {m}{' (selects the regions)' if m == cfg['attention']['method'] else ''} | {pm(v['pointing_game'])} "
+            f"| {pm(v['mass_share'])} | {pm(v['uniform_baseline'])} |"
+            for m, v in s["localization"].items()
+        ],
+        "",
+        f"Tolerance {cfg['attention']['pointing_tolerance']} px; class-specific maps (grad_rollout, gradcam) are "
+        "scored with the map of the finding's own class, class-agnostic ones with the image's single map.",
         "",
         "## Region SR quality against the true high-resolution phantom",
         "",
