@@ -72,3 +72,18 @@ def test_pretrained_path_loads_local_weights_only(tmp_path):
         ViTClassifier(
             LABELS, timm_name="vit_tiny_patch16_224", pretrained_path=tmp_path / "other.pth", in_chans=1
         )
+
+
+def test_conv_stem_width_and_depth_keep_the_token_grid():
+    kw = dict(img_size=64, patch_size=16, embed_dim=32, depth=1, num_heads=2, conv_stem=True)
+    plain = medgen.create_network("vit_phantom_small", **kw)
+    deep = medgen.create_network("vit_phantom_small", stem_width=24, stem_depth=2, **kw)
+    convs = [m for m in deep.vit.patch_embed.modules() if isinstance(m, torch.nn.Conv2d)]
+    # 3 stages x 2 convs + the 2x2 patchify; widths 24 -> 32 (capped at embed_dim)
+    assert len(convs) == 7 and convs[0].out_channels == 24 and convs[1].stride == (1, 1)
+    assert sum(p.numel() for p in deep.parameters()) > sum(p.numel() for p in plain.parameters())
+    x = torch.rand(2, 1, 64, 64)
+    assert deep(x).shape == (2, len(deep.labels))
+    assert tuple(deep.vit.patch_embed.grid_size) == tuple(plain.vit.patch_embed.grid_size) == (4, 4)
+    with pytest.raises(ValueError, match="stem_depth"):
+        medgen.create_network("vit_phantom_small", stem_depth=0, **kw)

@@ -46,9 +46,21 @@ __all__ = [
 
 
 def _conv_stem_embed(
-    stem_patch: int, img_size: int, patch_size: int, in_chans: int, embed_dim: int, **kwargs: Any
+    stem_patch: int,
+    img_size: int,
+    patch_size: int,
+    in_chans: int,
+    embed_dim: int,
+    stem_width: int | None = None,
+    stem_depth: int = 1,
+    **kwargs: Any,
 ) -> nn.Module:
-    """timm ``HybridEmbed`` over ``log2(stem_patch) - 1`` stride-2 conv-BN-ReLU layers and a 2x2 patchify."""
+    """timm ``HybridEmbed`` over ``log2(stem_patch) - 1`` stages and a 2x2 patchify.
+
+    Each stage is a stride-2 3x3 conv-BN-ReLU followed by ``stem_depth - 1`` stride-1 3x3 conv-BN-ReLU layers;
+    widths start at ``stem_width`` (default ``max(16, embed_dim // 2**(stages))``) and double per stage up to
+    ``embed_dim``.
+    """
     from timm.layers import HybridEmbed
 
     n = int(math.log2(stem_patch))
@@ -57,9 +69,13 @@ def _conv_stem_embed(
             f"ViTClassifier(conv_stem=True): patch_size must be a power of two >= 4, got {stem_patch}"
         )
     layers: list[nn.Module] = []
-    ch, width = in_chans, max(16, embed_dim // 2 ** (n - 1))
+    if int(stem_depth) < 1:
+        raise ValueError(f"ViTClassifier: stem_depth must be >= 1, got {stem_depth}")
+    ch, width = in_chans, int(stem_width or max(16, embed_dim // 2 ** (n - 1)))
     for _ in range(n - 1):
         layers += [nn.Conv2d(ch, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        for _ in range(int(stem_depth) - 1):
+            layers += [nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         ch, width = width, min(width * 2, embed_dim)
     kwargs.pop("bias", None)
     return HybridEmbed(
@@ -88,6 +104,9 @@ class ViTClassifier(nn.Module):
             are then ignored, except ``img_size`` and ``in_chans``).
         pretrained_path: local timm-format checkpoint for ``timm_name`` (e.g. ImageNet-21k ViT-B/16 weights);
             timm adapts the first convolution to ``in_chans`` and drops the old head. Never downloaded.
+        conv_stem: replace the patchify convolution by stride-2 3x3 conv stages (Xiao et al. 2021); same token grid.
+        stem_width: channels of the first stem stage (doubling per stage up to ``embed_dim``).
+        stem_depth: 3x3 convolutions per stem stage (the first strided).
     """
 
     def __init__(
@@ -103,6 +122,8 @@ class ViTClassifier(nn.Module):
         timm_name: str | None = None,
         pretrained_path: str | Path | None = None,
         conv_stem: bool = False,
+        stem_width: int | None = None,
+        stem_depth: int = 1,
     ) -> None:
         super().__init__()
         labels = tuple(str(n) for n in labels)
@@ -125,7 +146,9 @@ class ViTClassifier(nn.Module):
 
             extra: dict[str, Any] = {}
             if conv_stem:
-                extra["embed_layer"] = partial(_conv_stem_embed, stem_patch=patch_size)
+                extra["embed_layer"] = partial(
+                    _conv_stem_embed, stem_patch=patch_size, stem_width=stem_width, stem_depth=stem_depth
+                )
             self.vit = VisionTransformer(
                 img_size=img_size,
                 patch_size=patch_size,
