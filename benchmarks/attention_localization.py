@@ -11,7 +11,10 @@ each map method on the test images' findings with masks (tolerance 0) beside the
 * ``grad_rollout`` / ``gradcam`` (and any other class-specific method): the map of finding n is the class-n map.
 
 A method may carry keyword options in brackets, e.g. ``grad_rollout[start_layer=3]``,
-``grad_rollout[head_fusion=max]``, ``grad_rollout[weighting=abs]`` (``medgen.inferers.attention.gradient_rollout``).
+``grad_rollout[head_fusion=max]``, ``grad_rollout[weighting=abs]`` (``medgen.inferers.attention.gradient_rollout``);
+``grad_rollout[combined=1]`` scores the class-agnostic map that ``compute_attention_maps(method="grad_rollout")``
+gives the pipeline for region selection (class maps weighted by the sigmoid probabilities). The column
+"detected" repeats the pointing game on the findings the classifier calls positive (probability > 0.5).
 Prints one table row per method (and, with ``--per-finding``, the per-finding pointing game).
 """
 
@@ -22,6 +25,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -79,6 +83,11 @@ def main() -> None:
     p.add_argument("--cache", default="outputs/attention_localization")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--per-finding", action="store_true")
+    p.add_argument(
+        "--figure",
+        default=None,
+        help="PNG: 8 test findings, rollout (row 2) vs the grad_rollout class map (row 3)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -91,33 +100,40 @@ def main() -> None:
     net, data, tr, te, train_s = train_or_load(args.seed, Path(args.cache))
     images = torch.from_numpy(data["images"])[te]
     masks = [{n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)} for i in te]
-    auroc = classification_report(
-        data["labels"][te], predict_probabilities(net, images).numpy(), PHANTOM_LABELS, n_boot=20
-    )["mean_auroc"]
+    probs = predict_probabilities(net, images).numpy()
+    auroc = classification_report(data["labels"][te], probs, PHANTOM_LABELS, n_boot=20)["mean_auroc"]
+    detected = [
+        {n: m if probs[k, j] > 0.5 else np.zeros_like(m) for j, (n, m) in enumerate(ms.items())}
+        for k, ms in enumerate(masks)
+    ]
     n_find = sum(int(m.any()) for ms in masks for m in ms.values())
     print(
         f"seed {args.seed}: {len(tr)} train / {len(te)} test images, {n_find} test findings with masks; "
         f"test mean AUROC {auroc:.3f}"
         + (f"; trained in {train_s:.0f} s" if train_s else " (cached classifier)")
     )
-    print("| map | pointing game | mass share | uniform baseline | n | time (s) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| map | pointing game | mass share | uniform baseline | n | detected: pointing game (n) | time (s) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     per = {}
     for spec in re.findall(r"[\w]+(?:\[[^\]]*\])?", args.methods):
         method, _, opts = spec.partition("[")
         kw = {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in re.findall(r"(\w+)=([\w-]+)", opts)}
+        combined = bool(kw.pop("combined", 0))
         t0 = time.time()
-        if method in CLASS_METHODS:
+        if method in CLASS_METHODS and not combined:
             _, maps = compute_class_attention_maps(net, images, method=method, **kw)
-            rep = localization_report(maps, masks, labels=PHANTOM_LABELS)
+            lab = PHANTOM_LABELS
         else:
             _, maps = compute_attention_maps(net, images, method=method, **kw)
-            rep = localization_report(maps, masks)
+            lab = None
         dt = time.time() - t0
-        o = rep["overall"]
+        rep = localization_report(maps, masks, labels=lab)
+        o, d = rep["overall"], localization_report(maps, detected, labels=lab)["overall"]
         print(
             f"| {spec} | {o['pointing_game']:.3f} | {o['mass_share']:.3f} | {o['uniform_baseline']:.3f} "
-            f"| {o['n']} | {dt:.1f} |"
+            f"| {o['n']} | {d.get('pointing_game', float('nan')):.3f} ({d['n']}) | {dt:.1f} |"
         )
         per[spec] = rep["per_finding"]
     # ceiling of any map on the ViT's token grid: per finding, a one-hot map on the token that holds most of the
@@ -134,8 +150,29 @@ def main() -> None:
     o = o["overall"]
     print(
         f"| oracle token (ceiling on the {grid[0]}x{grid[1]} grid) | {o['pointing_game']:.3f} | {o['mass_share']:.3f} "
-        f"| {o['uniform_baseline']:.3f} | {o['n']} | - |"
+        f"| {o['uniform_baseline']:.3f} | {o['n']} | - | - |"
     )
+    if args.figure:
+        from medgen.visualize.attention import save_class_attention_figure
+
+        pairs = [
+            (k, j)
+            for k in range(len(te))
+            for j in range(len(PHANTOM_LABELS))
+            if data["masks"][te[k], j].any()
+        ]
+        pairs = pairs[:: max(1, len(pairs) // 8)][:8]
+        ks = [k for k, _ in pairs]
+        _, roll = compute_attention_maps(net, images[ks], method="rollout")
+        _, cmaps = compute_class_attention_maps(net, images[ks], method="grad_rollout")
+        save_class_attention_figure(
+            images[ks],
+            [roll, torch.stack([cmaps[i, j] for i, (_, j) in enumerate(pairs)])],
+            args.figure,
+            masks=[data["masks"][te[k], j] for k, j in pairs],
+            titles=[f"{PHANTOM_LABELS[j][:18]} p={probs[k, j]:.2f}" for k, j in pairs],
+        )
+        print(f"figure: {args.figure}")
     if args.per_finding:
         names = sorted({n for r in per.values() for n in r})
         print("\n| finding | n | " + " | ".join(per) + " | uniform |")

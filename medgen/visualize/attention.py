@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["save_attention_overlay", "save_enhancement_figure"]
+__all__ = ["save_attention_overlay", "save_class_attention_figure", "save_enhancement_figure"]
 
 
 def _np(a: Any) -> np.ndarray:
@@ -64,6 +64,60 @@ def save_attention_overlay(
             axes[0, i].set_title(titles[i], fontsize=7)
         for ax in axes[:, i]:
             ax.set_axis_off()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def save_class_attention_figure(
+    images: Any,
+    maps: Sequence[Any],
+    path: str | Path,
+    masks: Sequence[Any],
+    titles: Sequence[str] | None = None,
+    alpha: float = 0.45,
+    dpi: int = 60,
+) -> Path:
+    """One column per (image, finding): the radiograph with the finding's mask (red) over that finding's map.
+
+    Args:
+        images: (N, 1, H, W) or (N, H, W) in [0, 1].
+        maps: per column an (H, W) map in [0, 1] (e.g. channel ``labels.index(finding)`` of a class map), or a
+            list of such maps per row: rows of maps (e.g. ``[rollout, grad_rollout]``) drawn under the image row.
+        masks: per column a (H, W) bool finding mask.
+        titles: per column, e.g. the finding name.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    imgs = _np(images)
+    imgs = imgs[:, 0] if imgs.ndim == 4 else imgs
+    rows = [_np(m) for m in maps] if isinstance(maps, (list, tuple)) else [_np(maps)]
+    n = len(imgs)
+    if any(len(r) != n for r in rows) or len(masks) != n:
+        raise ValueError(
+            f"save_class_attention_figure: {n} images need {n} maps per row and {n} masks; "
+            f"got rows of {[len(r) for r in rows]} maps and {len(masks)} masks"
+        )
+    fig, axes = plt.subplots(1 + len(rows), n, figsize=(2.0 * n, 2.1 * (1 + len(rows))), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(imgs[i], cmap="gray", vmin=0, vmax=1)
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=7)
+        for r, amaps in enumerate(rows, start=1):
+            axes[r, i].imshow(imgs[i], cmap="gray", vmin=0, vmax=1)
+            axes[r, i].imshow(amaps[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
+            y, x = np.unravel_index(int(np.argmax(amaps[i])), amaps[i].shape)
+            axes[r, i].plot([x], [y], marker="+", color="white", ms=8, mew=1.5)
+        for r in range(1 + len(rows)):
+            if np.any(_np(masks[i])):
+                axes[r, i].contour(_np(masks[i]) > 0.5, levels=[0.5], colors="red", linewidths=0.8)
+            axes[r, i].set_axis_off()
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -231,3 +231,15 @@ def test_class_map_errors():
         compute_class_attention_maps(net, x, batch_size=0)
     with pytest.raises(TypeError, match="timm VisionTransformer"):
         compute_class_attention_maps(torch.nn.Linear(2, 2), x)
+
+
+def test_class_attention_figure_writes_png_and_checks_lengths(tmp_path):
+    from medgen.visualize.attention import save_class_attention_figure
+
+    imgs = torch.rand(2, 1, 16, 16)
+    maps = torch.rand(2, 16, 16)
+    masks = [torch.zeros(16, 16, dtype=torch.bool), torch.ones(16, 16, dtype=torch.bool)]
+    out = save_class_attention_figure(imgs, [maps, maps], tmp_path / "f.png", masks=masks, titles=["a", "b"])
+    assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="2 images need 2 maps per row"):
+        save_class_attention_figure(imgs, [maps[:1]], tmp_path / "g.png", masks=masks)
