@@ -2,10 +2,12 @@
 
     OMP_NUM_THREADS=1 python benchmarks/attention_localization.py [--seed 0] [--methods rollout,cls,grad_rollout,gradcam]
 
-Trains the base classifier exactly as ``medgen.engines.attention_sr_pipeline.run_pipeline`` does for one seed
-(500 phantom studies at 128 px, patient-level 70/10/20 split, ``vit_phantom_small`` with the pipeline's kwargs,
-``train_classifier(epochs=25, batch_size=32, lr=1e-3)``; the checkpoint is cached under ``--cache``), then scores
-each map method on the test images' findings with masks (tolerance 0) beside the uniform-map baseline:
+Trains the base classifier as ``medgen.engines.attention_sr_pipeline.run_pipeline`` does for one seed (500
+phantom studies at 128 px, patient-level 70/10/20 split, ``vit_phantom_small`` with the pipeline's kwargs,
+``train_classifier(epochs=25, batch_size=32, lr=1e-3)``), except that the initial weights are seeded too (the
+pipeline builds the network before seeding, so its initial weights differ from run to run); the checkpoint is
+cached under ``--cache``. Then scores each map method on the test images' findings with masks (tolerance 0)
+beside the uniform-map baseline:
 
 * ``rollout`` / ``cls``: one class-agnostic map per image, scored against every finding of that image;
 * ``grad_rollout`` / ``gradcam`` (and any other class-specific method): the map of finding n is the class-n map.
@@ -50,10 +52,14 @@ def train_or_load(seed: int, cache: Path):
     images = torch.from_numpy(data["images"])
     labels = torch.from_numpy(data["labels"])
     c = cfg["classifier"]
+    # seeded before the network is built: the initial weights otherwise come from an unseeded generator (run_pipeline
+    # seeds only after building the network, so two of its runs of one seed start from different weights)
+    torch.manual_seed(seed)
     net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **c["kwargs"])
     d = cfg["data"]  # key on what the classifier depends on (not on SR-only data fields)
     ckpt = (
-        cache / f"classifier_{_key(d['n_images'], d['size'], d['phantom_seed'], d['fractions'], c, seed)}.pt"
+        cache
+        / f"classifier_{_key(d['n_images'], d['size'], d['phantom_seed'], d['fractions'], c, seed, 'seeded-init')}.pt"
     )
     train_s = None
     if ckpt.is_file():
