@@ -91,6 +91,17 @@ def main() -> None:
 
     results = {}
     ref = None
+    ldm = next((be for name, be, *_ in rows if name == "latent_diffusion"), None)
+    if ldm is not None:
+        # the autoencoder's ceiling: decode(encode(true residual)) + bicubic, what a perfect latent prior could reach
+        m = ldm.model
+
+        def ceiling(x: torch.Tensor, _s: int) -> torch.Tensor:
+            with torch.no_grad():
+                z = m.autoencoder.encode(m.target(hr_test, x))[0]
+                return m.decode(z * m.latent_scale, x)
+
+        rows.append(("latent_diffusion autoencoder ceiling (sees the HR)", ceiling, 0.0, 0.0, {}))
     for name, be, train_s, train_cpu_s, setup in rows:
         t = time.time()
         out = be(lr_test, s)
