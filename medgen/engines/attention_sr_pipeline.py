@@ -72,7 +72,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "sr_eval": {"n_images": 16},
     # native_hires: the same classifier (same token grid: patch x factor) trained from scratch for epochs +
     # retrain_epochs on phantom renders at factor x the working size, no SR: what real high-resolution pixels give
-    "native_hires": {"enabled": False, "factor": 2},
+    # (n_seeds: run it for the first n seeds only, null = all; it costs about factor**2 x a base training)
+    "native_hires": {"enabled": False, "factor": 2, "n_seeds": None},
     "n_boot": 500,
 }
 
@@ -333,8 +334,8 @@ def _native_hires_arm(
     kw = dict(c["kwargs"])
     kw["img_size"] = kw.get("img_size", cfg["data"]["size"]) * f
     kw["patch_size"] = kw.get("patch_size", 16) * f
-    net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **kw)
     torch.manual_seed(seed)
+    net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **kw)
     train_classifier(
         net,
         images[tr],
@@ -382,7 +383,9 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     t0 = time.time()
     seeds = list(cfg["seeds"])
     hires = cfg["native_hires"]
-    bar = tqdm(total=2 + (4 + bool(hires["enabled"])) * len(seeds), desc="attention-SR pipeline", unit="stage")
+    hires_seeds = seeds[: hires["n_seeds"]] if hires["enabled"] and hires.get("n_seeds") else seeds
+    hires_seeds = hires_seeds if hires["enabled"] else []
+    bar = tqdm(total=2 + 4 * len(seeds) + len(hires_seeds), desc="attention-SR pipeline", unit="stage")
 
     data = _render(cfg, cache)
     items = [{"index": i, "patient_id": str(p)} for i, p in enumerate(data["patient_ids"])]
@@ -406,8 +409,8 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     sr_quality = None
     for seed in seeds:
         bar.set_postfix(seed=seed)
+        torch.manual_seed(seed)  # before building: the initial weights belong to the seed
         net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **c["kwargs"])
-        torch.manual_seed(seed)
         train_classifier(
             net,
             images[tr],
@@ -526,7 +529,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
             **rep_kw,
         )
         arms = {"base": base, "enhanced_retrained": enh, "native_retrained": ctl}
-        if hires["enabled"]:
+        if seed in hires_seeds:
             bar.update(1)
             arms["native_hires"], val_loss["native_hires"] = _native_hires_arm(cfg, cache, tr, va, te, seed, rep_kw)
         for name, rep in arms.items():
@@ -544,17 +547,18 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         )
     bar.close()
 
-    arms = ("base", "native_retrained", "enhanced_retrained") + (("native_hires",) if hires["enabled"] else ())
+    arms = ("base", "native_retrained", "enhanced_retrained") + (("native_hires",) if hires_seeds else ())
     summary = {
         arm: {
-            "mean_auroc": _summ([s[arm]["mean_auroc"] for s in per_seed]),
-            "elementwise_accuracy": _summ([s[arm]["accuracy"]["elementwise"] for s in per_seed]),
-            "exact_match_accuracy": _summ([s[arm]["accuracy"]["exact_match"] for s in per_seed]),
-            "macro_f1": _summ([s[arm]["macro_f1"] for s in per_seed]),
-            "val_loss": _summ([s[arm]["val_loss"] for s in per_seed]),
+            "mean_auroc": _summ([s[arm]["mean_auroc"] for s in per_seed if arm in s]),
+            "elementwise_accuracy": _summ([s[arm]["accuracy"]["elementwise"] for s in per_seed if arm in s]),
+            "exact_match_accuracy": _summ([s[arm]["accuracy"]["exact_match"] for s in per_seed if arm in s]),
+            "macro_f1": _summ([s[arm]["macro_f1"] for s in per_seed if arm in s]),
+            "val_loss": _summ([s[arm]["val_loss"] for s in per_seed if arm in s]),
             "per_class_auroc": {
-                n: _summ([s[arm]["per_class"][n]["auroc"] for s in per_seed]) for n in PHANTOM_LABELS
+                n: _summ([s[arm]["per_class"][n]["auroc"] for s in per_seed if arm in s]) for n in PHANTOM_LABELS
             },
+            "seeds": [s["seed"] for s in per_seed if arm in s],
         }
         for arm in arms
     }
@@ -605,8 +609,9 @@ def _markdown(rep: dict[str, Any]) -> str:
     arms = [a for a in ("base", "native_retrained", "enhanced_retrained", "native_hires") if a in s]
     for arm in arms:
         a = s[arm]
+        label = arm if len(a["seeds"]) == len(cfg["seeds"]) else f"{arm} (seeds {a['seeds']})"
         lines.append(
-            f"| {arm} | {pm(a['mean_auroc'])} | {pm(a['elementwise_accuracy'])} | {pm(a['exact_match_accuracy'])} "
+            f"| {label} | {pm(a['mean_auroc'])} | {pm(a['elementwise_accuracy'])} | {pm(a['exact_match_accuracy'])} "
             f"| {pm(a['macro_f1'])} | {pm(a['val_loss'])} |"
         )
     neg = s["all_negative_accuracy"]
