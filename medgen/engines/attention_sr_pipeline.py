@@ -65,11 +65,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # (class-specific ones, grad_rollout / gradcam, are scored with the map of the finding's own class)
     "attention": {"method": "rollout", "pointing_tolerance": 0, "localization": ["rollout", "grad_rollout"]},
     "regions": {"k": 3, "percentile": 95.0, "min_size": 32, "max_size": 32, "nms_iou": 0.3, "feather": 4.0},
-    # name: bicubic | network | latent_diffusion | diffusers; train: None, or for `network` {n_images, iterations,
-    # batch_size, patch, lr} (default fast network: FAST_SR_NETWORK), for `latent_diffusion` {n_images,
-    # patches_per_image, patch, ae_epochs, unet_epochs, model}; kwargs go to the sr_backend
+    # name: bicubic | network | latent_diffusion | diffusers; kwargs go to the sr_backend (latent_diffusion:
+    # num_inference_steps, eta, num_samples = samples averaged, see docs/attention_sr.md); train: None, or for
+    # `network` {n_images, iterations, batch_size, patch, lr} (default network: region_sr.FAST_SR_NETWORK), for
+    # `latent_diffusion` {n_images, patches_per_image, patch, ae_epochs, ae_patch, ae_lr, unet_epochs, batch_size,
+    # lr, model}
     "backend": {"name": "bicubic", "kwargs": {}, "train": None},
-    "sr_eval": {"n_images": 16},
+    # backends: more backends ({name, kwargs, train} like `backend`) trained (cached) and scored on the same regions
+    "sr_eval": {"n_images": 16, "backends": []},
     # native_hires: the same classifier (same token grid: patch x factor) trained from scratch for epochs +
     # retrain_epochs on phantom renders at factor x the working size, no SR: what real high-resolution pixels give
     # (n_seeds: run it for the first n seeds only, null = all; it costs about factor**2 x a base training)
@@ -265,8 +268,11 @@ def _summ(vals: list[float]) -> dict[str, float]:
     }
 
 
-def _sr_quality(backend: Any, base_model: torch.nn.Module, test_idx: list[int], cfg: dict) -> dict[str, Any]:
-    """Backend vs bicubic on attention regions of test images, against the true HR phantom."""
+def _sr_quality(
+    backend: Any, base_model: torch.nn.Module, test_idx: list[int], cfg: dict, extra: dict | None = None
+) -> dict[str, Any]:
+    """Backend (and ``extra`` ``{name: backend}``) vs bicubic on attention regions of test images, against the
+    true HR phantom."""
     from medgen.engines.ldm_sr import degrade
     from medgen.inferers.attention_sr import AttentionSRPipeline
     from medgen.inferers.region_sr import BicubicBackend
@@ -279,7 +285,8 @@ def _sr_quality(backend: Any, base_model: torch.nn.Module, test_idx: list[int], 
     r = {k: v for k, v in cfg["regions"].items() if k != "feather"}
     res = {}
     boxes = None
-    for name, be in (("bicubic", BicubicBackend()), (cfg["backend"]["name"], backend)):
+    backends = {"bicubic": BicubicBackend(), cfg["backend"]["name"]: backend, **(extra or {})}
+    for name, be in backends.items():
         out = AttentionSRPipeline(
             base_model,
             be,
@@ -535,7 +542,11 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         for name, rep in arms.items():
             rep["val_loss"] = val_loss[name]
         if sr_quality is None:
-            sr_quality = _sr_quality(backend, net, te, cfg)
+            extra = {}
+            for b in cfg["sr_eval"]["backends"]:
+                b = _merge({"name": "bicubic", "kwargs": {}, "train": None}, b)
+                extra[b["name"]] = _build_backend({**cfg, "backend": b}, cache, tr)
+            sr_quality = _sr_quality(backend, net, te, cfg, extra)
         bar.update(1)
         per_seed.append(
             {

@@ -24,7 +24,10 @@ def test_tiny_pipeline_writes_report(tmp_path):
             "batch_size": 8,
         },
         "regions": {"k": 2, "min_size": 16, "max_size": 16},
-        "sr_eval": {"n_images": 2},
+        "sr_eval": {
+            "n_images": 2,
+            "backends": [{"name": "network", "train": {"n_images": 2, "iterations": 2, "patch": 32}}],
+        },
         "native_hires": {"enabled": True, "factor": 2},
         "n_boot": 20,
     }
@@ -46,6 +49,9 @@ def test_tiny_pipeline_writes_report(tmp_path):
         assert 0.0 <= v["pointing_game"]["mean"] <= 1.0 and v["uniform_baseline"]["mean"] > 0
     md = (out / "report.md").read_text()
     assert "native_hires" in md and "validation loss" in md and "Per-class AUROC" in md
+    # the extra backend was trained (cached) and scored on the same regions as bicubic
+    assert set(rep["sr_quality"]) == {"bicubic", "network"}
+    assert list((out / "cache").glob("network_*.pt"))
     q = rep["sr_quality"]["bicubic"]
     # region-only and whole-image scores are both reported, for regions covering part of the image
     assert 0.0 < q["region_area_share"] < 1.0
