@@ -54,6 +54,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
             "depth": 4,
             "num_heads": 2,
             "conv_stem": True,
+            "stem_width": 32,  # two 3x3 convs per stem stage, 32-64-128 channels: mean AUROC 0.74 -> 0.79 (docs)
+            "stem_depth": 2,
         },
         "epochs": 25,
         "retrain_epochs": 4,
