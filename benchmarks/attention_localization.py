@@ -4,9 +4,8 @@
 
 Trains the base classifier as ``medgen.engines.attention_sr_pipeline.run_pipeline`` does for one seed (500
 phantom studies at 128 px, patient-level 70/10/20 split, ``vit_phantom_small`` with the pipeline's kwargs,
-``train_classifier(epochs=25, batch_size=32, lr=1e-3)``), except that the initial weights are seeded too (the
-pipeline builds the network before seeding, so its initial weights differ from run to run); the checkpoint is
-cached under ``--cache``. Then scores each map method on the test images' findings with masks (tolerance 0)
+``train_classifier(epochs=25, batch_size=32, lr=1e-3)``, initial weights seeded: the pipeline's own
+``_train_base_classifier``); the checkpoint is cached under ``--cache``. Then scores each map method on the test images' findings with masks (tolerance 0)
 beside the uniform-map baseline:
 
 * ``rollout`` / ``cls``: one class-agnostic map per image, scored against every finding of that image;
@@ -35,27 +34,22 @@ def train_or_load(seed: int, cache: Path):
     """The pipeline's base classifier for ``seed`` (trained once, then loaded from ``cache``)."""
     import medgen
     from medgen.data.labels import PHANTOM_LABELS
-    from medgen.data.split import patient_split
-    from medgen.engines.attention_sr_pipeline import DEFAULT_CONFIG, _key, _render
-    from medgen.engines.classifier import train_classifier
+    from medgen.engines.attention_sr_pipeline import (
+        DEFAULT_CONFIG,
+        _key,
+        _render,
+        _split,
+        _train_base_classifier,
+    )
     from medgen.networks.nets.vit_classifier import load_classifier_checkpoint, save_classifier_checkpoint
 
     cfg = DEFAULT_CONFIG
     cache.mkdir(parents=True, exist_ok=True)
     data = _render(cfg, cache)
-    items = [{"index": i, "patient_id": str(p)} for i, p in enumerate(data["patient_ids"])]
-    train_items, _val, test_items = patient_split(
-        items, cfg["data"]["fractions"], seed=cfg["data"]["phantom_seed"]
-    )
-    tr = [it["index"] for it in train_items]
-    te = [it["index"] for it in test_items]
+    tr, _va, te = _split(cfg, data)
     images = torch.from_numpy(data["images"])
     labels = torch.from_numpy(data["labels"])
     c = cfg["classifier"]
-    # seeded before the network is built: the initial weights otherwise come from an unseeded generator (run_pipeline
-    # seeds only after building the network, so two of its runs of one seed start from different weights)
-    torch.manual_seed(seed)
-    net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **c["kwargs"])
     d = cfg["data"]  # key on what the classifier depends on (not on SR-only data fields)
     ckpt = (
         cache
@@ -63,20 +57,13 @@ def train_or_load(seed: int, cache: Path):
     )
     train_s = None
     if ckpt.is_file():
+        net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **c["kwargs"])
         load_classifier_checkpoint(ckpt, net)
     else:
-        torch.manual_seed(seed)
         t0 = time.time()
-        train_classifier(
-            net,
-            images[tr],
-            labels[tr],
-            epochs=c["epochs"],
-            batch_size=c["batch_size"],
-            lr=c["lr"],
-            seed=seed,
-            progress=False,
-        )
+        net = _train_base_classifier(
+            cfg, images[tr], labels[tr], seed, progress=False
+        )  # as run_pipeline does
         train_s = time.time() - t0
         save_classifier_checkpoint(ckpt, net, seed=seed)
     return net.eval(), data, tr, te, train_s

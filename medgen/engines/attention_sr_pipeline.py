@@ -308,6 +308,50 @@ def _sr_quality(
     return res
 
 
+def _split(cfg: dict, data: dict[str, Any]) -> tuple[list[int], list[int], list[int]]:
+    """Train / validation / test image indices of the patient-level split of the rendered phantom."""
+    from medgen.data.split import patient_split
+
+    items = [{"index": i, "patient_id": str(p)} for i, p in enumerate(data["patient_ids"])]
+    parts = patient_split(items, cfg["data"]["fractions"], seed=cfg["data"]["phantom_seed"])
+    return tuple([it["index"] for it in part] for part in parts)  # type: ignore[return-value]
+
+
+def _train_base_classifier(
+    cfg: dict,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    kwargs: dict | None = None,
+    epochs: int | None = None,
+    progress: bool = True,
+) -> torch.nn.Module:
+    """The configured classifier built and trained from scratch on ``images`` for ``seed``.
+
+    torch is seeded before the network is built, so the initial weights belong to the seed too.
+    """
+    import medgen
+    from medgen.data.labels import PHANTOM_LABELS
+    from medgen.engines.classifier import train_classifier
+
+    c = cfg["classifier"]
+    torch.manual_seed(seed)
+    net = medgen.create_network(
+        c["name"], labels=PHANTOM_LABELS, **(c["kwargs"] if kwargs is None else kwargs)
+    )
+    return train_classifier(
+        net,
+        images,
+        labels,
+        epochs=c["epochs"] if epochs is None else epochs,
+        batch_size=c["batch_size"],
+        lr=c["lr"],
+        seed=seed,
+        device=cfg["device"],
+        progress=progress,
+    )
+
+
 @torch.no_grad()
 def _val_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float | None:
     """Mean binary cross-entropy (no class weights) of ``model`` on the validation patients' images."""
@@ -327,9 +371,8 @@ def _native_hires_arm(
     Same architecture and token grid (patch and image size both x ``factor``), from scratch for ``epochs +
     retrain_epochs`` (the total the other arms get), evaluated on the same test patients.
     """
-    import medgen
     from medgen.data.labels import PHANTOM_LABELS
-    from medgen.engines.classifier import predict_probabilities, train_classifier
+    from medgen.engines.classifier import predict_probabilities
     from medgen.metrics.classification import classification_report
 
     f = int(cfg["native_hires"]["factor"])
@@ -343,20 +386,15 @@ def _native_hires_arm(
     kw = dict(c["kwargs"])
     kw["img_size"] = kw.get("img_size", cfg["data"]["size"]) * f
     kw["patch_size"] = kw.get("patch_size", 16) * f
-    torch.manual_seed(seed)
-    net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **kw)
-    train_classifier(
-        net,
-        images[tr],
-        labels[tr],
-        epochs=c["epochs"] + c["retrain_epochs"],
-        batch_size=c["batch_size"],
-        lr=c["lr"],
-        seed=seed,
-        device=cfg["device"],
+    net = _train_base_classifier(
+        cfg, images[tr], labels[tr], seed, kwargs=kw, epochs=c["epochs"] + c["retrain_epochs"]
     )
     rep = classification_report(
-        labels[te].numpy(), predict_probabilities(net, images[te]).numpy(), PHANTOM_LABELS, seed=seed, **rep_kw
+        labels[te].numpy(),
+        predict_probabilities(net, images[te]).numpy(),
+        PHANTOM_LABELS,
+        seed=seed,
+        **rep_kw,
     )
     return rep, _val_loss(net, images[va], labels[va])
 
@@ -369,9 +407,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    import medgen
     from medgen.data.labels import PHANTOM_LABELS
-    from medgen.data.split import patient_split
     from medgen.engines.classifier import predict_probabilities, train_classifier
     from medgen.inferers.attention import (
         CLASS_METHODS,
@@ -397,13 +433,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     bar = tqdm(total=2 + 4 * len(seeds) + len(hires_seeds), desc="attention-SR pipeline", unit="stage")
 
     data = _render(cfg, cache)
-    items = [{"index": i, "patient_id": str(p)} for i, p in enumerate(data["patient_ids"])]
-    train_items, val_items, test_items = patient_split(
-        items, cfg["data"]["fractions"], seed=cfg["data"]["phantom_seed"]
-    )
-    tr = [it["index"] for it in train_items]
-    va = [it["index"] for it in val_items]
-    te = [it["index"] for it in test_items]
+    tr, va, te = _split(cfg, data)
     images = torch.from_numpy(data["images"])
     labels = torch.from_numpy(data["labels"])
     groups = [str(data["patient_ids"][i]) for i in te]
@@ -418,18 +448,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     sr_quality = None
     for seed in seeds:
         bar.set_postfix(seed=seed)
-        torch.manual_seed(seed)  # before building: the initial weights belong to the seed
-        net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **c["kwargs"])
-        train_classifier(
-            net,
-            images[tr],
-            labels[tr],
-            epochs=c["epochs"],
-            batch_size=c["batch_size"],
-            lr=c["lr"],
-            seed=seed,
-            device=cfg["device"],
-        )
+        net = _train_base_classifier(cfg, images[tr], labels[tr], seed)
         save_classifier_checkpoint(out_dir / f"classifier_base_seed{seed}.pt", net, seed=seed)
         val_loss = {"base": _val_loss(net, images[va], labels[va])}
         base = classification_report(
@@ -451,7 +470,11 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
                     m, masks, tolerance=cfg["attention"]["pointing_tolerance"], labels=PHANTOM_LABELS
                 )
             else:
-                m = maps if method == cfg["attention"]["method"] else compute_attention_maps(net, images[te], method)[1]
+                m = (
+                    maps
+                    if method == cfg["attention"]["method"]
+                    else compute_attention_maps(net, images[te], method)[1]
+                )
                 loc[method] = localization_report(m, masks, tolerance=cfg["attention"]["pointing_tolerance"])
         enh_path = cache / f"enhanced_{_key(cfg['data'], c, r, cfg['backend'], cfg['attention'], seed)}.npy"
         if enh_path.is_file():
@@ -540,7 +563,9 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         arms = {"base": base, "enhanced_retrained": enh, "native_retrained": ctl}
         if seed in hires_seeds:
             bar.update(1)
-            arms["native_hires"], val_loss["native_hires"] = _native_hires_arm(cfg, cache, tr, va, te, seed, rep_kw)
+            arms["native_hires"], val_loss["native_hires"] = _native_hires_arm(
+                cfg, cache, tr, va, te, seed, rep_kw
+            )
         for name, rep in arms.items():
             rep["val_loss"] = val_loss[name]
         if sr_quality is None:
@@ -569,7 +594,8 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
             "macro_f1": _summ([s[arm]["macro_f1"] for s in per_seed if arm in s]),
             "val_loss": _summ([s[arm]["val_loss"] for s in per_seed if arm in s]),
             "per_class_auroc": {
-                n: _summ([s[arm]["per_class"][n]["auroc"] for s in per_seed if arm in s]) for n in PHANTOM_LABELS
+                n: _summ([s[arm]["per_class"][n]["auroc"] for s in per_seed if arm in s])
+                for n in PHANTOM_LABELS
             },
             "seeds": [s["seed"] for s in per_seed if arm in s],
         }

@@ -20,6 +20,30 @@ def _np(a: Any) -> np.ndarray:
     return np.asarray(a.detach().cpu() if hasattr(a, "detach") else a, dtype=np.float32)
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend (imported only when a figure is drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grey(images: Any) -> np.ndarray:
+    """(B, 1, H, W) or (B, H, W) -> (B, H, W) float32."""
+    imgs = _np(images)
+    return imgs[:, 0] if imgs.ndim == 4 else imgs
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def save_attention_overlay(
     images: Any,
     maps: Any,
@@ -38,14 +62,10 @@ def save_attention_overlay(
         boxes: per image (K, 4) (x0, y0, x1, y1) boxes.
         masks: per image a (H, W) bool union of finding masks.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from matplotlib.patches import Rectangle
 
-    imgs = _np(images)
-    imgs = imgs[:, 0] if imgs.ndim == 4 else imgs
+    imgs = _grey(images)
     amaps = _np(maps)
     n = len(imgs)
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
@@ -65,11 +85,7 @@ def save_attention_overlay(
         for ax in axes[:, i]:
             ax.set_axis_off()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi)
 
 
 def save_class_attention_figure(
@@ -90,13 +106,9 @@ def save_class_attention_figure(
         masks: per column a (H, W) bool finding mask.
         titles: per column, e.g. the finding name.
     """
-    import matplotlib
+    plt = _pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    imgs = _np(images)
-    imgs = imgs[:, 0] if imgs.ndim == 4 else imgs
+    imgs = _grey(images)
     rows = [_np(m) for m in maps] if isinstance(maps, (list, tuple)) else [_np(maps)]
     n = len(imgs)
     if any(len(r) != n for r in rows) or len(masks) != n:
@@ -119,19 +131,12 @@ def save_class_attention_figure(
                 axes[r, i].contour(_np(masks[i]) > 0.5, levels=[0.5], colors="red", linewidths=0.8)
             axes[r, i].set_axis_off()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi)
 
 
 def save_enhancement_figure(rows: Sequence[tuple[str, Any]], path: str | Path, dpi: int = 80) -> Path:
     """A row of same-sized crops with titles, e.g. LR / bicubic / backend / true HR of one region."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows), 2.4), squeeze=False)
     for ax, (title, img) in zip(axes[0], rows):
@@ -140,11 +145,7 @@ def save_enhancement_figure(rows: Sequence[tuple[str, Any]], path: str | Path, d
         ax.set_title(title, fontsize=8)
         ax.set_axis_off()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,19 +17,23 @@ from medgen.inferers.attention_sr import classifier_preprocess, infer_attention_
 from medgen.networks.nets.vit_classifier import load_classifier_checkpoint, save_classifier_checkpoint
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
+def _vit(labels):
     return medgen.create_network(
         "vit_phantom_small",
-        labels=PHANTOM_LABELS,
+        labels=labels,
         img_size=64,
         patch_size=16,
         embed_dim=32,
         depth=2,
         num_heads=2,
         conv_stem=True,
-    ).eval()
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return _vit(PHANTOM_LABELS).eval()
 
 
 def test_preprocess_pads_non_square_and_keeps_16bit_range(tmp_path):
@@ -68,16 +72,7 @@ def test_infer_writes_probabilities_overlay_and_enhanced(model, tmp_path, suffix
 
 
 def test_label_mismatch_is_refused_naming_both(model, tmp_path):
-    other = medgen.create_network(
-        "vit_phantom_small",
-        labels=list(PHANTOM_LABELS[:9]),
-        img_size=64,
-        patch_size=16,
-        embed_dim=32,
-        depth=2,
-        num_heads=2,
-        conv_stem=True,
-    )
+    other = _vit(list(PHANTOM_LABELS[:9]))
     path = save_classifier_checkpoint(tmp_path / "c.pt", other)
     with pytest.raises(ValueError, match="Pneumothorax") as err:
         load_classifier_checkpoint(path, model)
