@@ -1,20 +1,21 @@
 """Do the ViT's attention maps point at the findings? Pointing game / mass share per map method, one seed.
 
-    OMP_NUM_THREADS=1 python benchmarks/attention_localization.py [--seed 0] [--methods rollout,cls,grad_rollout,gradcam]
+    OMP_NUM_THREADS=1 python benchmarks/attention_localization.py [--seed 0] [--methods head,rollout,grad_rollout] [--tolerance 8]
 
 Trains the base classifier as ``medgen.engines.attention_sr_pipeline.run_pipeline`` does for one seed (500
 phantom studies at 128 px, patient-level 70/10/20 split, ``vit_phantom_small`` with the pipeline's kwargs,
 ``train_classifier(epochs=25, batch_size=32, lr=1e-3)``, initial weights seeded: the pipeline's own
-``_train_base_classifier``); the checkpoint is cached under ``--cache``. Then scores each map method on the test images' findings with masks (tolerance 0)
+``_train_base_classifier``); the checkpoint is cached under ``--cache``. Then scores each map method on the test images' findings with masks (``--tolerance`` px, default 0)
 beside the uniform-map baseline:
 
 * ``rollout`` / ``cls``: one class-agnostic map per image, scored against every finding of that image;
-* ``grad_rollout`` / ``gradcam`` (and any other class-specific method): the map of finding n is the class-n map.
+* ``head`` / ``grad_rollout`` / ``gradcam`` (class-specific methods): the map of finding n is the class-n map.
 
-A method may carry keyword options in brackets, e.g. ``grad_rollout[start_layer=3]``,
-``grad_rollout[head_fusion=max]``, ``grad_rollout[weighting=abs]`` (``medgen.inferers.attention.gradient_rollout``);
-``grad_rollout[combined=1]`` scores the class-agnostic map that ``compute_attention_maps(method="grad_rollout")``
-gives the pipeline for region selection (class maps weighted by the sigmoid probabilities). The column
+A method may carry keyword options in brackets, e.g. ``head[shifts=1]`` (the token grid without shift-and-stitch),
+``head[combined=1]`` (the class-agnostic map that ``compute_attention_maps(method="head")`` gives the pipeline for
+region selection: class maps weighted by the sigmoid probabilities); for a CLS-token classifier
+``grad_rollout[start_layer=3]``, ``grad_rollout[head_fusion=max]``, ``grad_rollout[weighting=abs]``
+(``medgen.inferers.attention.gradient_rollout``, which refuses the pipeline's csra head). The column
 "detected" repeats the pointing game on the findings the classifier calls positive (probability > 0.5).
 Prints one table row per method (and, with ``--per-finding``, the per-finding pointing game).
 """
@@ -72,15 +73,19 @@ def train_or_load(seed: int, cache: Path):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--methods", default="rollout,cls,grad_rollout,gradcam")
+    p.add_argument("--methods", default="head,rollout,cls,gradcam")
+    p.add_argument(
+        "--tolerance", type=float, default=0.0, help="pointing-game tolerance in px (8 = 15 px at 224)"
+    )
     p.add_argument("--cache", default="outputs/attention_localization")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--per-finding", action="store_true")
     p.add_argument(
         "--figure",
         default=None,
-        help="PNG: 8 test findings, rollout (row 2) vs the grad_rollout class map (row 3)",
+        help="PNG: 8 test findings, rollout (row 2) vs the --figure-method class map (row 3)",
     )
+    p.add_argument("--figure-method", default="head", help="class-specific map of the figure's third row")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -122,8 +127,9 @@ def main() -> None:
             _, maps = compute_attention_maps(net, images, method=method, **kw)
             lab = None
         dt = time.time() - t0
-        rep = localization_report(maps, masks, labels=lab)
-        o, d = rep["overall"], localization_report(maps, detected, labels=lab)["overall"]
+        rep = localization_report(maps, masks, labels=lab, tolerance=args.tolerance)
+        o = rep["overall"]
+        d = localization_report(maps, detected, labels=lab, tolerance=args.tolerance)["overall"]
         print(
             f"| {spec} | {o['pointing_game']:.3f} | {o['mass_share']:.3f} | {o['uniform_baseline']:.3f} "
             f"| {o['n']} | {d.get('pointing_game', float('nan')):.3f} ({d['n']}) | {dt:.1f} |"
@@ -138,7 +144,10 @@ def main() -> None:
     share = torch.nn.functional.avg_pool2d(m.flatten(0, 1)[:, None], patch).reshape(len(te), m.shape[1], -1)
     best = torch.nn.functional.one_hot(share.argmax(-1), share.shape[-1]).float()
     o = localization_report(
-        tokens_to_maps(best, grid, tuple(images.shape[-2:])), masks, labels=PHANTOM_LABELS
+        tokens_to_maps(best, grid, tuple(images.shape[-2:])),
+        masks,
+        labels=PHANTOM_LABELS,
+        tolerance=args.tolerance,
     )
     o = o["overall"]
     print(
@@ -157,7 +166,7 @@ def main() -> None:
         pairs = pairs[:: max(1, len(pairs) // 8)][:8]
         ks = [k for k, _ in pairs]
         _, roll = compute_attention_maps(net, images[ks], method="rollout")
-        _, cmaps = compute_class_attention_maps(net, images[ks], method="grad_rollout")
+        _, cmaps = compute_class_attention_maps(net, images[ks], method=args.figure_method)
         save_class_attention_figure(
             images[ks],
             [roll, torch.stack([cmaps[i, j] for i, (_, j) in enumerate(pairs)])],

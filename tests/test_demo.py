@@ -7,7 +7,15 @@ from medgen.demo import run_demo
 TINY = {
     "data": {"n_images": 24, "size": 128, "scale": 2},
     "classifier": {
-        "kwargs": {"img_size": 128, "patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2, "conv_stem": True},
+        "kwargs": {
+            "img_size": 128,
+            "patch_size": 16,
+            "embed_dim": 32,
+            "depth": 1,
+            "num_heads": 2,
+            "conv_stem": True,
+            "head": "csra",
+        },
         "epochs": 1,
         "retrain_epochs": 1,
         "batch_size": 8,

@@ -71,6 +71,7 @@ def train_classifier(
     batch_size: int = 32,
     lr: float = 1e-3,
     weight_decay: float = 0.05,
+    warmup: float = 0.15,
     pos_weight: bool = True,
     augment: bool = True,
     hflip_prob: float = 0.0,
@@ -80,7 +81,8 @@ def train_classifier(
 ) -> nn.Module:
     """Train ``model`` on (N, 1, H, W) images and (N, C) 0/1 labels with BCE (+ per-class ``pos_weight``).
 
-    AdamW with a one-cycle (warm-up + cosine) schedule, stepped per iteration. Returns the model in eval mode.
+    AdamW with a one-cycle (warm-up + cosine) schedule, stepped per iteration; ``warmup`` is the fraction of the
+    iterations spent rising to ``lr``. Returns the model in eval mode.
     """
     from monai.data import DataLoader, Dataset
     from monai.engines import SupervisedTrainer
@@ -95,6 +97,8 @@ def train_classifier(
         raise ValueError(
             f"train_classifier: labels must be (N, C) for {images.shape[0]} images, got {tuple(labels.shape)}"
         )
+    if not 0 < warmup < 1:
+        raise ValueError(f"train_classifier: warmup must be a fraction in (0, 1), got {warmup}")
     set_determinism(seed)
     device = torch.device(device)
     model = model.to(device)
@@ -106,7 +110,7 @@ def train_classifier(
     pw = pos_weight_from_labels(labels).to(device) if pos_weight else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, epochs * len(loader))
-    sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
     trainer = SupervisedTrainer(
         device=device,
         max_epochs=epochs,

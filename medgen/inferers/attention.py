@@ -15,6 +15,9 @@ its map point at each of them. Class-specific maps (:func:`compute_class_attenti
   ``R <- R + mean_heads(clamp(dlogit_c/dA * A, min=0)) @ R`` from ``R = I`` over the blocks, the CLS row over the
   patch tokens. The attention tensors are recorded *with* their autograd graph (``record_attention(...,
   keep_graph=True)``) and ``torch.autograd.grad`` gives ``dlogit_c/dA`` for every class of the batch.
+* ``head``: for a classifier with a token-scoring head (``ViTClassifier(head="csra")``), the head's own per-class
+  patch-token scores (a class activation map read from the model, no gradients, no post-hoc attribution),
+  sampled at half-token steps by shift-and-stitch (``shifts``).
 * ``gradcam``: Grad-CAM on the patch tokens entering the last block (the last block's own patch outputs do not
   reach a CLS-token head, so their gradient is zero): ``relu(sum_k mean_tokens(dlogit_c/dX_k) * X_k)``.
 
@@ -41,6 +44,7 @@ __all__ = [
     "compute_attention_maps",
     "compute_class_attention_maps",
     "gradient_rollout",
+    "head_class_maps",
     "normalize_maps",
     "record_attention",
     "tokens_to_maps",
@@ -231,6 +235,12 @@ def gradient_rollout(
     if not -depth <= start_layer < depth:
         raise ValueError(f"gradient_rollout: start_layer={start_layer} out of range for {depth} blocks")
     start_layer %= depth
+    if getattr(model, "head", None) == "csra":  # a ViTClassifier's head name (a timm ViT's .head is a module)
+        raise ValueError(
+            f"gradient_rollout explains a CLS-token head (it reads the CLS row of the relevance matrix); this "
+            f"classifier has head={model.head!r}, whose logits never read the CLS token, so every map would be "
+            "flat. Use the 'head' maps (the head's own token scores) or 'gradcam'"
+        )
     logits, atts, _ = _class_forward(model, images)
     cls_idx = _check_classes(classes, logits.shape[1])
     p = int(vit.num_prefix_tokens)
@@ -274,9 +284,78 @@ def class_gradcam(
     return logits.detach(), tokens_to_maps(scores, tuple(vit.patch_embed.grid_size), tuple(images.shape[-2:]))
 
 
+def _shift_content(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Move the image content down/right by (dy, dx) pixels, replicating the top/left edge (size unchanged)."""
+    h, w = images.shape[-2:]
+    return F.pad(images, (dx, 0, dy, 0), mode="replicate")[..., :h, :w]
+
+
+@torch.no_grad()
+def head_class_maps(
+    model: nn.Module, images: torch.Tensor, classes: Sequence[int] | None = None, shifts: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class patch-token scores of a token-scoring head (``ViTClassifier(head="csra")``) as maps.
+
+    ``shifts = s`` > 1 samples the scores ``s`` times finer than the token grid by shift-and-stitch (Long, Shelhamer
+    & Darrell, "Fully Convolutional Networks", CVPR 2015): the image content is moved by ``patch * j / s`` pixels
+    (``j < s``, both axes, edges replicated), so the tokens of each pass sit between those of the others, and the
+    ``s * s`` score grids are interleaved into one grid of ``patch / s``-pixel steps before bilinear upsampling.
+    With ``s = 1`` the map is the token grid upsampled (its maximum lies at a token centre).
+
+    Returns:
+        ``(logits (B, C), maps (B, len(classes), H, W))`` in [0, 1]; the logits are those of the unshifted image.
+    """
+    if getattr(model, "head", None) != "csra" or not hasattr(model, "class_token_scores"):
+        raise ValueError(
+            "attention map method 'head' needs a classifier that scores patch tokens "
+            "(ViTClassifier(head='csra')); use rollout, grad_rollout or gradcam for a CLS-token head"
+        )
+    vit = _timm_vit(model)
+    gh, gw = tuple(vit.patch_embed.grid_size)
+    h, w = images.shape[-2:]
+    patch = h // gh
+    if int(shifts) < 1 or patch % int(shifts):
+        raise ValueError(
+            f"head_class_maps: shifts must divide the {patch}-px patch (1, 2, 4, ...), got {shifts}"
+        )
+    s = int(shifts)
+    scores = model.class_token_scores(images)  # (B, C, N)
+    logits = model.pool_token_scores(scores)
+    cls_idx = _check_classes(classes, logits.shape[1])
+    if s == 1:
+        return logits, tokens_to_maps(scores[:, cls_idx], (gh, gw), (h, w))
+    step = patch // s
+    b, c = images.shape[0], len(cls_idx)
+    fine = scores.new_zeros(b, c, gh * s, gw * s)
+    for jy in range(s):
+        for jx in range(s):
+            sc = (
+                scores
+                if jy == jx == 0
+                else model.class_token_scores(_shift_content(images, jy * step, jx * step))
+            )
+            # token i of a pass shifted by j*step is centred at step * (s*i + s/2 - j): fine index s*i + s-1-j
+            fine[:, :, s - 1 - jy :: s, s - 1 - jx :: s] = sc[:, cls_idx].reshape(b, c, gh, gw)
+    # fine sample k is centred at pixel coordinate step * (k + 1 - s/2); output pixel p at p + 0.5
+    uy = (torch.arange(h, dtype=fine.dtype, device=fine.device) + 0.5) / step - 1 + s / 2
+    ux = (torch.arange(w, dtype=fine.dtype, device=fine.device) + 0.5) / step - 1 + s / 2
+    gy = 2 * uy / (gh * s - 1) - 1
+    gx = 2 * ux / (gw * s - 1) - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).expand(b * c, h, w, 2)
+    maps = F.grid_sample(
+        fine.reshape(b * c, 1, gh * s, gw * s),
+        grid,
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )
+    return logits, normalize_maps(maps.reshape(b, c, h, w))
+
+
 CLASS_METHODS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "grad_rollout": gradient_rollout,
     "gradcam": class_gradcam,
+    "head": head_class_maps,
 }
 _AGNOSTIC_METHODS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "rollout": attention_rollout,

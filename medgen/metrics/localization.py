@@ -10,7 +10,8 @@ Maps are class-agnostic (one (H, W) map per image, scored against every finding 
 
 Both are reported beside a uniform-attention baseline (an attention map that prefers nothing): its expected
 pointing-game hit rate and mass share both equal the mask's area share, so a map must beat the mask size to
-show localisation.
+show localisation. With a pointing tolerance the random point's hit rate is the share of the mask dilated by the
+tolerance (``uniform_pointing_baseline``).
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ def pointing_game_hit(attention: Any, mask: Any, tolerance: float = 0) -> bool:
     if a.shape != m.shape:
         raise ValueError(f"pointing_game_hit: attention {a.shape} and mask {m.shape} differ in shape")
     y, x = np.unravel_index(int(np.argmax(a)), a.shape)
-    if tolerance > 0 and m.any():
-        from scipy.ndimage import distance_transform_edt
+    return bool(_dilate(m, tolerance)[y, x])  # within `tolerance` px (Euclidean) of the mask
 
-        return bool(distance_transform_edt(~m)[y, x] <= tolerance)  # Euclidean distance to the mask
-    return bool(m[y, x])
+
+def _dilate(mask: np.ndarray, tolerance: float) -> np.ndarray:
+    """Pixels within ``tolerance`` px (Euclidean) of ``mask``, as the pointing game counts them."""
+    if tolerance <= 0 or not mask.any():
+        return mask
+    from scipy.ndimage import distance_transform_edt
+
+    return distance_transform_edt(~mask) <= tolerance
 
 
 def attention_mass_share(attention: Any, mask: Any) -> float:
@@ -104,7 +110,12 @@ def localization_report(
                     f"localization_report: image {i} map {fmap.shape} and mask of {name!r} {m.shape} differ in shape"
                 )
             rows.setdefault(name, []).append(
-                (float(pointing_game_hit(fmap, m, tolerance)), attention_mass_share(fmap, m), float(m.mean()))
+                (
+                    float(pointing_game_hit(fmap, m, tolerance)),
+                    attention_mass_share(fmap, m),
+                    float(m.mean()),
+                    float(_dilate(m, tolerance).mean()),
+                )
             )
 
     def summary(r: list[tuple[float, float, float]]) -> dict[str, float]:
@@ -114,6 +125,8 @@ def localization_report(
             "pointing_game": float(arr[:, 0].mean()),
             "mass_share": float(arr[:, 1].mean()),
             "uniform_baseline": float(arr[:, 2].mean()),  # expected value of both metrics for a flat map
+            # a random point's hit rate at this tolerance: the share of the mask dilated by `tolerance` px
+            "uniform_pointing_baseline": float(arr[:, 3].mean()),
         }
 
     all_rows = [x for r in rows.values() for x in r]

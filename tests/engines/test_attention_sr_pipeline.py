@@ -18,6 +18,8 @@ def test_tiny_pipeline_writes_report(tmp_path):
                 "depth": 1,
                 "num_heads": 2,
                 "conv_stem": True,
+                "head": "csra",
+                "local_attention": 1,
             },
             "epochs": 1,
             "retrain_epochs": 1,
@@ -41,12 +43,21 @@ def test_tiny_pipeline_writes_report(tmp_path):
         assert 0.0 <= rep["summary"][arm]["elementwise_accuracy"]["mean"] <= 1.0
         assert rep["summary"][arm]["val_loss"]["mean"] > 0  # BCE on the validation patients
     # the native high-resolution arm really trained on x2 renders (its cache entry is 256 px)
-    hires = [p for p in (out / "cache").glob("phantom_*.npz") if __import__("numpy").load(p)["images"].shape[-1] == 256]
+    hires = [
+        p
+        for p in (out / "cache").glob("phantom_*.npz")
+        if __import__("numpy").load(p)["images"].shape[-1] == 256
+    ]
     assert hires, "native_hires did not render the x2 phantom"
     # every configured map method is scored; the class-specific one beside the class-agnostic one
-    assert set(rep["summary"]["localization"]) == {"rollout", "grad_rollout"}
+    assert set(rep["summary"]["localization"]) == {"head", "rollout", "gradcam"}
     for v in rep["summary"]["localization"].values():
         assert 0.0 <= v["pointing_game"]["mean"] <= 1.0 and v["uniform_baseline"]["mean"] > 0
+        # pointing game at each configured tolerance; a tolerance can only add hits
+        at = v["pointing_game_at"]
+        assert set(at) == {"0", "8"} and at["8"]["mean"] >= at["0"]["mean"] == v["pointing_game"]["mean"]
+        u = v["uniform_pointing_at"]  # a random point hits the dilated mask more often
+        assert u["8"]["mean"] > u["0"]["mean"] == v["uniform_baseline"]["mean"]
     md = (out / "report.md").read_text()
     assert "native_hires" in md and "validation loss" in md and "Per-class AUROC" in md
     # the extra backend was trained (cached) and scored on the same regions as bicubic
@@ -59,3 +70,16 @@ def test_tiny_pipeline_writes_report(tmp_path):
     assert "all-negative predictor" in (out / "report.md").read_text()
     # enhanced images were cached; a second run reuses the cache
     assert list((out / "cache").glob("enhanced_*.npy"))
+
+
+def test_head_map_needs_the_csra_head(tmp_path):
+    import pytest
+
+    cfg = {
+        "output_dir": str(tmp_path / "run"),
+        "classifier": {
+            "kwargs": {"img_size": 128, "patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2}
+        },
+    }
+    with pytest.raises(ValueError, match="classifier.kwargs.head"):
+        run_pipeline(cfg)

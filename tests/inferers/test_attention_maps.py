@@ -11,6 +11,7 @@ from medgen.inferers.attention import (
     compute_attention_maps,
     compute_class_attention_maps,
     gradient_rollout,
+    head_class_maps,
     normalize_maps,
     record_attention,
 )
@@ -243,3 +244,68 @@ def test_class_attention_figure_writes_png_and_checks_lengths(tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(ValueError, match="2 images need 2 maps per row"):
         save_class_attention_figure(imgs, [maps[:1]], tmp_path / "g.png", masks=masks)
+
+
+def test_head_maps_are_the_csra_token_scores():
+    torch.manual_seed(0)
+    net = ViTClassifier(
+        ("a", "b", "c"), img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, head="csra"
+    ).eval()
+    x = torch.rand(3, 1, 32, 32)
+    logits, maps = compute_class_attention_maps(net, x, method="head", batch_size=2, shifts=1)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, net(x))
+        s = net.class_token_scores(x)  # (3, 3, 16)
+    assert maps.shape == (3, 3, 32, 32) and maps.min() >= 0 and maps.max() <= 1
+    # each class map peaks at the 8-px token with that class's highest score (bilinear upsampling keeps the argmax
+    # inside the token's cell)
+    for b in range(3):
+        for c in range(3):
+            t = int(s[b, c].argmax())
+            y, xx = divmod(int(maps[b, c].argmax()), 32)
+            assert (y // 8, xx // 8) == divmod(t, 4)
+    # combined map for region selection works too, and a CLS-head model is refused with the fix named
+    assert compute_attention_maps(net, x, method="head")[1].shape == (3, 32, 32)
+    with pytest.raises(ValueError, match="head='csra'"):
+        compute_class_attention_maps(_tiny_classes(), x, method="head")
+    # gradient rollout reads the CLS row, which a csra head never uses: refused instead of flat maps
+    with pytest.raises(ValueError, match="never read the CLS token"):
+        compute_class_attention_maps(net, x, method="grad_rollout")
+
+
+class _CentreWeightedTokens(torch.nn.Module):
+    """A stand-in csra classifier: each 16-px token scores the brightness near its centre (Gaussian weights)."""
+
+    head = "csra"
+
+    def __init__(self):
+        super().__init__()
+        self.vit = torch.nn.Module()
+        self.vit.blocks = torch.nn.ModuleList()
+        self.vit.patch_embed = torch.nn.Module()
+        self.vit.patch_embed.grid_size = (4, 4)
+        r = torch.arange(16) - 7.5
+        g = torch.exp(-(r[:, None] ** 2 + r[None] ** 2) / 18.0)
+        self.register_buffer("kernel", g[None, None])
+
+    def class_token_scores(self, x):
+        return torch.nn.functional.conv2d(x, self.kernel, stride=16).flatten(2)  # (B, 1, 16)
+
+    def pool_token_scores(self, s):
+        return s.amax(-1)
+
+
+def test_head_maps_shift_and_stitch_point_between_token_centres():
+    model = _CentreWeightedTokens()
+    x = torch.zeros(1, 1, 64, 64)
+    x[..., 30:34, 30:34] = 1.0  # a 4-px spot centred on a token *corner*, 8 px from every token centre
+    mask = x[0, 0] > 0
+    _, coarse = head_class_maps(model, x, shifts=1)
+    _, fine = head_class_maps(model, x, shifts=2)
+    peak = lambda m: divmod(int(m.argmax()), 64)  # noqa: E731
+    assert not mask[peak(coarse[0, 0])]  # the token grid peaks at a token centre, outside the spot
+    assert mask[peak(fine[0, 0])]  # the half-token samples of the shifted passes land on it
+    # shifts=2 keeps the unshifted pass's values: the coarse token argmax cell is still bright in the fine map
+    assert fine.shape == coarse.shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match="shifts must divide"):
+        head_class_maps(model, x, shifts=3)

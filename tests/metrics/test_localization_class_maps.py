@@ -69,3 +69,23 @@ def test_class_map_errors_name_the_fix():
         localization_report([np.zeros(10)], masks)
     with pytest.raises(ValueError, match="1 maps for 2 mask sets"):
         localization_report(maps, masks * 2, labels=["Mass", "Nodule"])
+
+
+def test_uniform_pointing_baseline_is_the_dilated_mask_share():
+    import numpy as np
+
+    from medgen.metrics.localization import localization_report
+
+    mask = np.zeros((32, 32), bool)
+    mask[10:14, 10:14] = True  # 16 px
+    amap = np.zeros((32, 32))
+    amap[15, 12] = 1.0  # one pixel below the square: a miss at tolerance 0, a hit at tolerance 2
+    r0 = localization_report([amap], [{"Mass": mask}], tolerance=0)["overall"]
+    r2 = localization_report([amap], [{"Mass": mask}], tolerance=2)["overall"]
+    assert r0["pointing_game"] == 0.0 and r2["pointing_game"] == 1.0
+    assert r0["uniform_pointing_baseline"] == r0["uniform_baseline"] == 16 / 1024
+    # pixels within Euclidean distance 2 of a 4x4 square: the 8x8 square minus the 4 corners at distance > 2 (3 each)
+    yy, xx = np.mgrid[:32, :32]
+    dy = np.maximum(np.maximum(10 - yy, yy - 13), 0)
+    dx = np.maximum(np.maximum(10 - xx, xx - 13), 0)
+    assert r2["uniform_pointing_baseline"] == ((dy**2 + dx**2) <= 4).sum() / 1024

@@ -87,3 +87,45 @@ def test_conv_stem_width_and_depth_keep_the_token_grid():
     assert tuple(deep.vit.patch_embed.grid_size) == tuple(plain.vit.patch_embed.grid_size) == (4, 4)
     with pytest.raises(ValueError, match="stem_depth"):
         medgen.create_network("vit_phantom_small", stem_depth=0, **kw)
+
+
+def test_csra_head_pools_token_scores_as_in_the_paper():
+    net = ViTClassifier(
+        LABELS,
+        img_size=32,
+        patch_size=8,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        head="csra",
+        csra_lambda=0.5,
+        csra_temperature=3.0,
+    ).eval()
+    x = torch.rand(2, 1, 32, 32)
+    s = net.class_token_scores(x)
+    assert s.shape == (2, 3, 16)  # one score per class per patch token (4 x 4 grid)
+    # Zhu & Wu 2021: mean over tokens + lambda * softmax(T s)-weighted sum, computed here by hand
+    w = torch.exp(3.0 * s) / torch.exp(3.0 * s).sum(-1, keepdim=True)
+    expected = s.mean(-1) + 0.5 * (w * s).sum(-1)
+    torch.testing.assert_close(net(x), expected)
+    # a huge temperature turns the attention term into max pooling
+    net.csra_temperature = 1e6
+    torch.testing.assert_close(net(x), s.mean(-1) + 0.5 * s.amax(-1))
+
+
+def test_csra_head_options_are_checked_and_cls_head_has_no_token_scores():
+    with pytest.raises(ValueError, match="head must be"):
+        ViTClassifier(LABELS, img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, head="avg")
+    with pytest.raises(ValueError, match="csra_temperature"):
+        ViTClassifier(
+            LABELS,
+            img_size=32,
+            patch_size=8,
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+            head="csra",
+            csra_temperature=0,
+        )
+    with pytest.raises(ValueError, match="only the 'csra' head"):
+        _tiny().class_token_scores(torch.rand(1, 1, 32, 32))

@@ -75,7 +75,11 @@ def _conv_stem_embed(
     for _ in range(n - 1):
         layers += [nn.Conv2d(ch, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         for _ in range(int(stem_depth) - 1):
-            layers += [nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
         ch, width = width, min(width * 2, embed_dim)
     kwargs.pop("bias", None)
     return HybridEmbed(
@@ -107,6 +111,22 @@ class ViTClassifier(nn.Module):
         conv_stem: replace the patchify convolution by stride-2 3x3 conv stages (Xiao et al. 2021); same token grid.
         stem_width: channels of the first stem stage (doubling per stage up to ``embed_dim``).
         stem_depth: 3x3 convolutions per stem stage (the first strided).
+        head: ``cls`` (timm's default: a linear head on the CLS token) or ``csra``: class-specific residual
+            attention pooling over the patch tokens (Zhu & Wu, "Residual Attention: A Simple but Effective Method
+            for Multi-Label Recognition", ICCV 2021). A shared linear layer scores every patch token for every
+            class, ``s[b, n, c]``; the logit is ``mean_n s + csra_lambda * sum_n softmax_n(csra_temperature * s) s``.
+            The per-class token scores are a class map read straight from the head (``class_token_maps``, map
+            method ``head``), and each class's attention over the tokens is that softmax.
+        csra_lambda: weight of the attention-pooled term (``head="csra"``).
+        csra_temperature: softmax temperature of the attention pooling; large = max pooling (``head="csra"``).
+        reg_tokens: extra learned "register" tokens (Darcet et al., "Vision Transformers Need Registers", ICLR
+            2024; timm's ``reg_tokens``): without them a ViT stores global information in low-content patch tokens,
+            whose attention and class scores then light up away from the evidence. Not part of any map.
+        local_attention: ``None`` (global self-attention) or a radius ``r`` in tokens: each patch token attends
+            only to the patch tokens within ``r`` grid steps (Chebyshev distance) of itself, while the prefix
+            tokens (CLS, registers) still attend to everything. A patch token's features, and so its ``csra`` class
+            scores, then depend on a window of ``2 * r * depth + 1`` tokens per side (plus the conv stem's
+            receptive field) instead of the whole image: the class maps can only light up where the evidence is.
     """
 
     def __init__(
@@ -124,8 +144,29 @@ class ViTClassifier(nn.Module):
         conv_stem: bool = False,
         stem_width: int | None = None,
         stem_depth: int = 1,
+        head: str = "cls",
+        csra_lambda: float = 1.0,
+        csra_temperature: float = 1.0,
+        reg_tokens: int = 0,
+        local_attention: int | None = None,
     ) -> None:
         super().__init__()
+        if head not in ("cls", "csra"):
+            raise ValueError(f"ViTClassifier: head must be 'cls' or 'csra', got {head!r}")
+        if head == "csra" and (csra_lambda < 0 or csra_temperature <= 0):
+            raise ValueError(
+                f"ViTClassifier: csra_lambda must be >= 0 and csra_temperature > 0, got {csra_lambda}, "
+                f"{csra_temperature}"
+            )
+        self.head = head
+        self.csra_lambda = float(csra_lambda)
+        self.csra_temperature = float(csra_temperature)
+        # timm with global_pool='' applies its head to every token: (B, T, C) per-token class scores
+        pool: dict[str, Any] = {"global_pool": ""} if head == "csra" else {}
+        if int(reg_tokens) < 0:
+            raise ValueError(f"ViTClassifier: reg_tokens must be >= 0, got {reg_tokens}")
+        if reg_tokens:
+            pool["reg_tokens"] = int(reg_tokens)
         labels = tuple(str(n) for n in labels)
         if not labels:
             raise ValueError("ViTClassifier: `labels` is empty; pass the finding names in logit order")
@@ -159,10 +200,11 @@ class ViTClassifier(nn.Module):
                 num_heads=num_heads,
                 drop_rate=drop_rate,
                 **extra,
+                **pool,
             )
         else:
             kwargs: dict[str, Any] = dict(
-                img_size=img_size, in_chans=in_chans, num_classes=len(labels), drop_rate=drop_rate
+                img_size=img_size, in_chans=in_chans, num_classes=len(labels), drop_rate=drop_rate, **pool
             )
             if pretrained_path is not None:
                 path = Path(pretrained_path)
@@ -182,6 +224,32 @@ class ViTClassifier(nn.Module):
                     timm_name,
                 )
         self.patch_size = int(patch_size) if timm_name is None else int(self.vit.patch_embed.patch_size[0])
+        self.local_attention = None if local_attention is None else int(local_attention)
+        if self.local_attention is not None:
+            import inspect
+
+            if self.local_attention < 1:
+                raise ValueError(
+                    f"ViTClassifier: local_attention must be a radius >= 1 or None, got {local_attention}"
+                )
+            if "attn_mask" not in inspect.signature(self.vit.forward_features).parameters:
+                raise ImportError(
+                    f"ViTClassifier(local_attention=...) needs a timm whose VisionTransformer.forward_features takes "
+                    f"attn_mask (timm {getattr(timm, '__version__', '?')} does not); upgrade with `pip install -U timm`"
+                )
+            self.register_buffer("attn_mask", self._local_mask(self.local_attention), persistent=False)
+
+    def _local_mask(self, radius: int) -> torch.Tensor:
+        """(T, T) bool, True = may attend: prefix rows see all; patch rows see patches within ``radius``."""
+        gh, gw = self.grid_size
+        p = self.num_prefix_tokens
+        yy, xx = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+        yy, xx = yy.flatten(), xx.flatten()
+        near = ((yy[:, None] - yy[None]).abs() <= radius) & ((xx[:, None] - xx[None]).abs() <= radius)
+        mask = torch.zeros(p + gh * gw, p + gh * gw, dtype=torch.bool)
+        mask[:p] = True
+        mask[p:, p:] = near
+        return mask
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -196,9 +264,30 @@ class ViTClassifier(nn.Module):
     def blocks(self) -> nn.Sequential:
         return self.vit.blocks
 
+    def class_token_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-class patch-token scores (B, num_labels, grid_h * grid_w) of the ``csra`` head."""
+        if self.head != "csra":
+            raise ValueError(
+                "ViTClassifier.class_token_scores: only the 'csra' head scores patch tokens; this model has "
+                f"head={self.head!r} (use the attention maps: rollout, grad_rollout, gradcam)"
+            )
+        return self._vit(x)[:, self.num_prefix_tokens :].transpose(1, 2)
+
+    def _vit(self, x: torch.Tensor) -> torch.Tensor:
+        if self.local_attention is None:
+            return self.vit(x)
+        return self.vit.forward_head(self.vit.forward_features(x, attn_mask=self.attn_mask))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_labels) for images (B, in_chans, img_size, img_size)."""
-        return self.vit(x)
+        if self.head == "cls":
+            return self._vit(x)
+        return self.pool_token_scores(self.class_token_scores(x))
+
+    def pool_token_scores(self, s: torch.Tensor) -> torch.Tensor:
+        """CSRA pooling of (B, C, N) token scores into (B, C) logits."""
+        att = torch.softmax(self.csra_temperature * s, dim=-1)
+        return s.mean(-1) + self.csra_lambda * (att * s).sum(-1)
 
 
 @register("network", "vit_phantom_small")
