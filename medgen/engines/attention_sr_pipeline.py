@@ -198,6 +198,7 @@ def _fit_sr_network(
     from monai.utils import set_determinism
 
     from medgen.engines.ldm_sr import RandomPatchPairs
+    from medgen.handlers.progress import attach_progress
 
     if iterations < 1:
         raise ValueError(f"run_pipeline: backend.train.iterations must be >= 1, got {iterations}")
@@ -206,7 +207,7 @@ def _fit_sr_network(
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iterations, eta_min=lr * 1e-3)
-    SupervisedTrainer(
+    trainer = SupervisedTrainer(
         device=torch.device("cpu"),
         max_epochs=1,
         train_data_loader=loader,
@@ -215,7 +216,8 @@ def _fit_sr_network(
         loss_function=torch.nn.L1Loss(),
         train_handlers=[LrScheduleHandler(cosine, print_lr=False, epoch_level=False)],
         decollate=False,
-    ).run()
+    )
+    attach_progress(trainer, "region SR network").run()
     return net.eval()
 
 

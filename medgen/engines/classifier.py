@@ -122,14 +122,9 @@ def train_classifier(
         decollate=False,
     )
     if progress:  # Ignite's tqdm bar: epoch i/N, iterations and the running loss
-        from ignite.handlers import ProgressBar
+        from medgen.handlers.progress import attach_progress
 
-        ProgressBar(persist=False, desc="classifier").attach(
-            trainer,
-            output_transform=lambda out: {
-                "loss": float(out["loss"].detach()) if isinstance(out, dict) else 0.0
-            },
-        )
+        attach_progress(trainer, "classifier")
     trainer.run()
     return model.eval()
 

@@ -229,6 +229,8 @@ def train_ldm_sr(
     from monai.transforms import RandSpatialCropd
     from monai.utils import set_determinism
 
+    from medgen.handlers.progress import attach_progress
+
     if hr_patches.ndim != 4 or hr_patches.shape[1] != 1:
         raise ValueError(f"train_ldm_sr: hr_patches must be (N, 1, H, W), got {tuple(hr_patches.shape)}")
     if ae_patch is not None and not 0 < ae_patch <= min(hr_patches.shape[-2:]):
@@ -260,7 +262,7 @@ def train_ldm_sr(
         crop.set_random_state(seed)
     ae_loader = loader({"image": target, "label": target}, crop)
     ae_opt = torch.optim.Adam(ae.parameters(), lr=ae_lr)
-    SupervisedTrainer(
+    ae_trainer = SupervisedTrainer(
         device=torch.device(device),
         max_epochs=ae_epochs,
         train_data_loader=ae_loader,
@@ -269,7 +271,8 @@ def train_ldm_sr(
         loss_function=_autoencoder_loss(kl_weight),
         train_handlers=[_cosine(ae_opt, ae_epochs * len(ae_loader), ae_lr)],
         decollate=False,
-    ).run()
+    )
+    attach_progress(ae_trainer, "LDM-SR autoencoder").run()
     ae.eval()
     with torch.no_grad():
         latents = torch.cat([ae.encode(target[i : i + 256])[0] for i in range(0, len(target), 256)])
@@ -287,7 +290,7 @@ def train_ldm_sr(
     )
     unet_loader = loader({"image": latents, "lr": model.condition(lr_img)})
     unet_opt = torch.optim.Adam(model.unet.parameters(), lr=lr)
-    SupervisedTrainer(
+    unet_trainer = SupervisedTrainer(
         device=torch.device(device),
         max_epochs=unet_epochs,
         train_data_loader=unet_loader,
@@ -298,7 +301,8 @@ def train_ldm_sr(
         prepare_batch=prepare,
         train_handlers=[_cosine(unet_opt, unet_epochs * len(unet_loader), lr)],
         decollate=False,
-    ).run()
+    )
+    attach_progress(unet_trainer, "LDM-SR diffusion UNet").run()
     model.eval()
     if save_path is not None:
         save_path = Path(save_path)

@@ -67,6 +67,18 @@ def test_pretrained_path_loads_local_weights_only(tmp_path):
     )
     assert torch.equal(net.vit.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
     assert net.vit.head.out_features == len(LABELS)  # the head follows the config's labels, not the file's
+    # full.yaml's combination: pretrained timm ViT + csra head (+ local attention) from the same local file
+    csra = ViTClassifier(
+        LABELS,
+        timm_name="vit_tiny_patch16_224",
+        pretrained_path=tmp_path / "vit_tiny.pth",
+        in_chans=1,
+        head="csra",
+        local_attention=2,
+    ).eval()
+    assert torch.equal(csra.vit.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    with torch.no_grad():
+        assert csra.class_token_scores(torch.rand(1, 1, 224, 224)).shape == (1, len(LABELS), 196)
     torch.save({"foo.weight": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="does not fit this ViT"):
         ViTClassifier(
@@ -129,3 +141,30 @@ def test_csra_head_options_are_checked_and_cls_head_has_no_token_scores():
         )
     with pytest.raises(ValueError, match="only the 'csra' head"):
         _tiny().class_token_scores(torch.rand(1, 1, 32, 32))
+
+
+def test_local_attention_limits_each_tokens_receptive_field():
+    torch.manual_seed(0)
+    kw = dict(img_size=64, patch_size=8, embed_dim=32, depth=2, num_heads=2, head="csra")
+    local = ViTClassifier(LABELS, local_attention=1, **kw).eval()  # patchify stem: no spill between tokens
+    glob = ViTClassifier(LABELS, **kw).eval()
+    glob.load_state_dict(local.state_dict())  # same weights, only the attention mask differs
+    x = torch.rand(1, 1, 64, 64)
+    y = x.clone()
+    y[..., :8, :8] = 1 - y[..., :8, :8]  # change token (0, 0) only
+    with torch.no_grad():
+        changed_local = (local.class_token_scores(y) - local.class_token_scores(x)).abs().sum(1).reshape(
+            8, 8
+        ) > 1e-6
+        changed_glob = (glob.class_token_scores(y) - glob.class_token_scores(x)).abs().sum(1).reshape(
+            8, 8
+        ) > 1e-6
+    # 2 blocks x radius 1: tokens within 2 grid steps of (0, 0) see the change, no others
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[:3, :3] = True
+    assert torch.equal(changed_local, expected)
+    assert changed_glob.all()  # global attention: every token sees it
+    # the CLS token still attends everywhere (prefix rows of the mask are all True)
+    assert local.attn_mask[0].all() and not local.attn_mask[1:, 0].any()
+    with pytest.raises(ValueError, match="local_attention"):
+        ViTClassifier(LABELS, local_attention=0, **kw)
