@@ -227,7 +227,9 @@ def infer_attention_sr(
         if save_scaled and res.scaled_images is not None:
             rec["enhanced_scaled"] = str(out / f"{stem}_enhanced_x{scale}.png")
             write_png16(rec["enhanced_scaled"], res.scaled_images[0, 0].clamp(0, 1).cpu().numpy())
-        save_attention_overlay(image, res.attention.cpu(), out / f"{stem}_attention.png", boxes=res.boxes, titles=[stem])
+        save_attention_overlay(
+            image, res.attention.cpu(), out / f"{stem}_attention.png", boxes=res.boxes, titles=[stem]
+        )
         rec["attention_overlay"] = str(out / f"{stem}_attention.png")
         (out / f"{stem}_probabilities.json").write_text(json.dumps(rec, indent=1))
         records.append(rec)

@@ -20,7 +20,9 @@ def test_phantom_patient_split_is_leak_free_and_deterministic(items):
     assert len(train) + len(val) + len(test) == len(items)
     assert_no_patient_leak(train, val, test, names=["train", "val", "test"])
     again = patient_split(list(reversed(items)), (0.7, 0.1, 0.2), seed=0)
-    assert [sorted(d["index"] for d in s) for s in again] == [sorted(d["index"] for d in s) for s in (train, val, test)]
+    assert [sorted(d["index"] for d in s) for s in again] == [
+        sorted(d["index"] for d in s) for s in (train, val, test)
+    ]
     assert abs(len(test) / len(items) - 0.2) < 0.03
 
 
