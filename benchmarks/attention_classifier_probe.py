@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument(
         "--local_attention", type=int, default=2, help="local attention radius in tokens; 0 = global"
     )
+    ap.add_argument("--grad_clip", type=float, default=1.0, help="gradient-norm clip; 0 = off")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (training numerics depend on it)")
     ap.add_argument("--warmup", type=float, default=0.15, help="one-cycle warm-up fraction")
     ap.add_argument(
         "--methods",
@@ -55,7 +57,7 @@ def main() -> None:
     )
     ap.add_argument("--cache", default="outputs/attention_classifier_probe")
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
 
     from medgen.data.labels import PHANTOM_LABELS
     from medgen.engines.attention_sr_pipeline import (
@@ -85,6 +87,7 @@ def main() -> None:
                 "lr": a.lr,
                 "batch_size": a.bs,
                 "warmup": a.warmup,
+                "grad_clip": a.grad_clip or None,
             },
         },
     )

@@ -67,6 +67,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "batch_size": 32,
         "lr": 1e-3,
         "warmup": 0.15,  # one-cycle warm-up fraction of the base training
+        "grad_clip": 1.0,  # global gradient-norm clip (None: off)
         "retrain_lr": 3e-4,
     },
     # method: the map that selects the regions; localization: every method scored against the finding masks
@@ -371,6 +372,7 @@ def _train_base_classifier(
         batch_size=c["batch_size"],
         lr=c["lr"],
         warmup=c.get("warmup", 0.15),
+        grad_clip=c.get("grad_clip", 1.0),
         seed=seed,
         device=cfg["device"],
         progress=progress,

@@ -72,6 +72,7 @@ def train_classifier(
     lr: float = 1e-3,
     weight_decay: float = 0.05,
     warmup: float = 0.15,
+    grad_clip: float | None = 1.0,
     pos_weight: bool = True,
     augment: bool = True,
     hflip_prob: float = 0.0,
@@ -82,7 +83,9 @@ def train_classifier(
     """Train ``model`` on (N, 1, H, W) images and (N, C) 0/1 labels with BCE (+ per-class ``pos_weight``).
 
     AdamW with a one-cycle (warm-up + cosine) schedule, stepped per iteration; ``warmup`` is the fraction of the
-    iterations spent rising to ``lr``. Returns the model in eval mode.
+    iterations spent rising to ``lr``. ``grad_clip``: the gradients' global L2 norm is clipped to this value before
+    every step (``None``: off), as ViT recipes do (timm's ``--clip-grad``); without it the from-scratch ViT of the
+    attention-SR pipeline sometimes stalled in a poor solution (docs/attention_sr.md). Returns the model in eval mode.
     """
     from monai.data import DataLoader, Dataset
     from monai.engines import SupervisedTrainer
@@ -97,6 +100,8 @@ def train_classifier(
         raise ValueError(
             f"train_classifier: labels must be (N, C) for {images.shape[0]} images, got {tuple(labels.shape)}"
         )
+    if grad_clip is not None and grad_clip <= 0:
+        raise ValueError(f"train_classifier: grad_clip must be > 0 or None, got {grad_clip}")
     if not 0 < warmup < 1:
         raise ValueError(f"train_classifier: warmup must be a fraction in (0, 1), got {warmup}")
     set_determinism(seed)
@@ -121,6 +126,13 @@ def train_classifier(
         train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False)],
         decollate=False,
     )
+    if grad_clip is not None:  # between backward and optimizer.step (MONAI fires BACKWARD_COMPLETED there)
+        from monai.engines.utils import IterationEvents
+
+        trainer.add_event_handler(
+            IterationEvents.BACKWARD_COMPLETED,
+            lambda _e: torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip),
+        )
     if progress:  # Ignite's tqdm bar: epoch i/N, iterations and the running loss
         from medgen.handlers.progress import attach_progress
 
