@@ -127,12 +127,9 @@ def train_classifier(
         decollate=False,
     )
     if grad_clip is not None:  # between backward and optimizer.step (MONAI fires BACKWARD_COMPLETED there)
-        from monai.engines.utils import IterationEvents
+        from medgen.handlers.gradient import GradientClipHandler
 
-        trainer.add_event_handler(
-            IterationEvents.BACKWARD_COMPLETED,
-            lambda _e: torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip),
-        )
+        GradientClipHandler(grad_clip).attach(trainer)
     if progress:  # Ignite's tqdm bar: epoch i/N, iterations and the running loss
         from medgen.handlers.progress import attach_progress
 

@@ -47,3 +47,37 @@ def test_bad_training_options_are_named():
         train_classifier(net, x, y, grad_clip=0, progress=False)
     with pytest.raises(ValueError, match="warmup"):
         train_classifier(net, x, y, warmup=1.5, progress=False)
+
+
+def test_gradient_clip_handler_from_a_bundle_config_clips():
+    from monai.bundle import ConfigParser
+    from monai.engines import SupervisedTrainer
+
+    handler = ConfigParser(
+        {"h": {"_target_": "medgen.handlers.gradient.GradientClipHandler", "max_norm": 0.01}}
+    )
+    handler = handler.get_parsed_content("h")
+    net = torch.nn.Linear(4, 1)
+    seen = []
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=[{"image": torch.rand(8, 4) * 10, "label": torch.rand(8, 1)}],
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        loss_function=torch.nn.MSELoss(),
+        train_handlers=[handler],
+        decollate=False,
+    )
+    from monai.engines.utils import IterationEvents
+
+    trainer.add_event_handler(  # registered after the clip: sees what the optimiser will see
+        IterationEvents.BACKWARD_COMPLETED,
+        lambda e: seen.append(float(torch.stack([p.grad.norm() for p in net.parameters()]).norm())),
+    )
+    trainer.run()
+    assert seen and seen[0] <= 0.01 + 1e-6
+    with pytest.raises(ValueError, match="max_norm"):
+        from medgen.handlers.gradient import GradientClipHandler
+
+        GradientClipHandler(0)
