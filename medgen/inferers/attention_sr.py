@@ -79,7 +79,9 @@ class AttentionSRPipeline:
         backend: an ``sr_backend`` (``backend(patches, scale)``).
         scale: SR factor passed to the backend.
         k, percentile, min_size, max_size, nms_iou: region selection (:func:`select_attention_regions`).
-        attention: ``rollout`` or ``cls`` (last-layer CLS attention averaged over heads).
+        attention: any method of ``compute_attention_maps``: ``rollout``, ``cls`` (last-layer CLS attention
+            averaged over heads), or a class-specific one (``head`` for a csra classifier, ``grad_rollout``,
+            ``gradcam``) whose class maps are combined by the sigmoid probabilities.
         feather: blend ramp width in working-resolution pixels.
     """
 
