@@ -111,7 +111,7 @@ def main() -> None:
         + (f"; trained in {train_s:.0f} s" if train_s else " (cached classifier)")
     )
     print(
-        "| map | pointing game | mass share | uniform baseline | n | detected: pointing game (n) | time (s) |"
+        "| map | pointing game | mass share | uniform (random point) | n | detected: pointing game (n) | time (s) |"
     )
     print("|---|---|---|---|---|---|---|")
     per = {}
@@ -131,7 +131,7 @@ def main() -> None:
         o = rep["overall"]
         d = localization_report(maps, detected, labels=lab, tolerance=args.tolerance)["overall"]
         print(
-            f"| {spec} | {o['pointing_game']:.3f} | {o['mass_share']:.3f} | {o['uniform_baseline']:.3f} "
+            f"| {spec} | {o['pointing_game']:.3f} | {o['mass_share']:.3f} | {o['uniform_pointing_baseline']:.3f} "
             f"| {o['n']} | {d.get('pointing_game', float('nan')):.3f} ({d['n']}) | {dt:.1f} |"
         )
         per[spec] = rep["per_finding"]
@@ -152,7 +152,7 @@ def main() -> None:
     o = o["overall"]
     print(
         f"| oracle token (ceiling on the {grid[0]}x{grid[1]} grid) | {o['pointing_game']:.3f} | {o['mass_share']:.3f} "
-        f"| {o['uniform_baseline']:.3f} | {o['n']} | - | - |"
+        f"| {o['uniform_pointing_baseline']:.3f} | {o['n']} | - | - |"
     )
     if args.figure:
         from medgen.visualize.attention import save_class_attention_figure
@@ -182,7 +182,7 @@ def main() -> None:
         for n in names:
             first = next(iter(per.values()))[n]
             cells = " | ".join(f"{per[m][n]['pointing_game']:.2f}" for m in per)
-            print(f"| {n} | {first['n']} | {cells} | {first['uniform_baseline']:.3f} |")
+            print(f"| {n} | {first['n']} | {cells} | {first['uniform_pointing_baseline']:.3f} |")
 
 
 if __name__ == "__main__":
