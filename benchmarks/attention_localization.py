@@ -31,20 +31,22 @@ import numpy as np
 import torch
 
 
-def train_or_load(seed: int, cache: Path):
-    """The pipeline's base classifier for ``seed`` (trained once, then loaded from ``cache``)."""
+def train_or_load(seed: int, cache: Path, n_images: int = 500, checkpoint: str | None = None):
+    """The pipeline's base classifier for ``seed`` on ``n_images`` studies (trained once, then loaded from
+    ``cache``), or the classifier in ``checkpoint`` (e.g. ``classifier_base_seed1.pt`` of a pipeline run)."""
     import medgen
     from medgen.data.labels import PHANTOM_LABELS
     from medgen.engines.attention_sr_pipeline import (
         DEFAULT_CONFIG,
         _key,
+        _merge,
         _render,
         _split,
         _train_base_classifier,
     )
     from medgen.networks.nets.vit_classifier import load_classifier_checkpoint, save_classifier_checkpoint
 
-    cfg = DEFAULT_CONFIG
+    cfg = _merge(DEFAULT_CONFIG, {"data": {"n_images": n_images}})
     cache.mkdir(parents=True, exist_ok=True)
     data = _render(cfg, cache)
     tr, _va, te = _split(cfg, data)
@@ -57,6 +59,8 @@ def train_or_load(seed: int, cache: Path):
         / f"classifier_{_key(d['n_images'], d['size'], d['phantom_seed'], d['fractions'], c, seed, 'seeded-init')}.pt"
     )
     train_s = None
+    if checkpoint is not None:
+        ckpt = Path(checkpoint)
     if ckpt.is_file():
         net = medgen.create_network(c["name"], labels=PHANTOM_LABELS, **c["kwargs"])
         load_classifier_checkpoint(ckpt, net)
@@ -73,6 +77,12 @@ def train_or_load(seed: int, cache: Path):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=500, help="phantom studies (the quick config uses 800)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="score this classifier (a pipeline run's classifier_base_seed<k>.pt)",
+    )
     p.add_argument("--methods", default="head,rollout,cls,gradcam")
     p.add_argument(
         "--tolerance", type=float, default=0.0, help="pointing-game tolerance in px (8 = 15 px at 224)"
@@ -95,7 +105,7 @@ def main() -> None:
     from medgen.metrics.classification import classification_report
     from medgen.metrics.localization import localization_report
 
-    net, data, tr, te, train_s = train_or_load(args.seed, Path(args.cache))
+    net, data, tr, te, train_s = train_or_load(args.seed, Path(args.cache), args.n, args.checkpoint)
     images = torch.from_numpy(data["images"])[te]
     masks = [{n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)} for i in te]
     probs = predict_probabilities(net, images).numpy()
@@ -106,7 +116,7 @@ def main() -> None:
     ]
     n_find = sum(int(m.any()) for ms in masks for m in ms.values())
     print(
-        f"seed {args.seed}: {len(tr)} train / {len(te)} test images, {n_find} test findings with masks; "
+        f"{('checkpoint ' + args.checkpoint) if args.checkpoint else f'seed {args.seed}'}: {len(tr)} train / {len(te)} test images, {n_find} test findings with masks; "
         f"test mean AUROC {auroc:.3f}"
         + (f"; trained in {train_s:.0f} s" if train_s else " (cached classifier)")
     )

@@ -292,7 +292,11 @@ def _shift_content(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 @torch.no_grad()
 def head_class_maps(
-    model: nn.Module, images: torch.Tensor, classes: Sequence[int] | None = None, shifts: int = 2
+    model: nn.Module,
+    images: torch.Tensor,
+    classes: Sequence[int] | None = None,
+    shifts: int = 2,
+    stitch: str = "interleave",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-class patch-token scores of a token-scoring head (``ViTClassifier(head="csra")``) as maps.
 
@@ -300,7 +304,10 @@ def head_class_maps(
     & Darrell, "Fully Convolutional Networks", CVPR 2015): the image content is moved by ``patch * j / s`` pixels
     (``j < s``, both axes, edges replicated), so the tokens of each pass sit between those of the others, and the
     ``s * s`` score grids are interleaved into one grid of ``patch / s``-pixel steps before bilinear upsampling.
-    With ``s = 1`` the map is the token grid upsampled (its maximum lies at a token centre).
+    With ``s = 1`` the map is the token grid upsampled (its maximum lies at a token centre). ``stitch="mean"``
+    instead upsamples each pass on its own (shifted) token centres and averages the ``s * s`` maps: smoother, with
+    no stripes where the passes' score levels differ (interleaving shows them on low-contrast maps), at the cost
+    of a blurrier peak.
 
     Returns:
         ``(logits (B, C), maps (B, len(classes), H, W))`` in [0, 1]; the logits are those of the unshifted image.
@@ -324,8 +331,25 @@ def head_class_maps(
     cls_idx = _check_classes(classes, logits.shape[1])
     if s == 1:
         return logits, tokens_to_maps(scores[:, cls_idx], (gh, gw), (h, w))
+    if stitch not in ("interleave", "mean"):
+        raise ValueError(f"head_class_maps: stitch must be 'interleave' or 'mean', got {stitch!r}")
     step = patch // s
     b, c = images.shape[0], len(cls_idx)
+    if stitch == "mean":
+        total = torch.zeros(b, c, h, w, dtype=scores.dtype, device=scores.device)
+        for jy in range(s):
+            for jx in range(s):
+                sc = (
+                    scores
+                    if jy == jx == 0
+                    else model.class_token_scores(_shift_content(images, jy * step, jx * step))
+                )
+                # token i of this pass is centred at patch * (i + 1/2) - j * step: output pixel p sits at
+                # fractional token index (p + 0.5 + j * step) / patch - 1/2
+                uy = (torch.arange(h, dtype=sc.dtype, device=sc.device) + 0.5 + jy * step) / patch - 0.5
+                ux = (torch.arange(w, dtype=sc.dtype, device=sc.device) + 0.5 + jx * step) / patch - 0.5
+                total += _sample_grid(sc[:, cls_idx].reshape(b, c, gh, gw), uy, ux)
+        return logits, normalize_maps(total / (s * s))
     fine = scores.new_zeros(b, c, gh * s, gw * s)
     for jy in range(s):
         for jx in range(s):
@@ -339,17 +363,20 @@ def head_class_maps(
     # fine sample k is centred at pixel coordinate step * (k + 1 - s/2); output pixel p at p + 0.5
     uy = (torch.arange(h, dtype=fine.dtype, device=fine.device) + 0.5) / step - 1 + s / 2
     ux = (torch.arange(w, dtype=fine.dtype, device=fine.device) + 0.5) / step - 1 + s / 2
-    gy = 2 * uy / (gh * s - 1) - 1
-    gx = 2 * ux / (gw * s - 1) - 1
-    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).expand(b * c, h, w, 2)
-    maps = F.grid_sample(
-        fine.reshape(b * c, 1, gh * s, gw * s),
-        grid,
-        mode="bilinear",
-        padding_mode="border",
-        align_corners=True,
+    return logits, normalize_maps(_sample_grid(fine, uy, ux))
+
+
+def _sample_grid(values: torch.Tensor, uy: torch.Tensor, ux: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of (B, C, n, m) ``values`` at fractional row/column indices ``uy`` (H,) and ``ux`` (W,)
+    (clamped to the border) -> (B, C, H, W)."""
+    b, c, n, m = values.shape
+    gy = 2 * uy / max(n - 1, 1) - 1
+    gx = 2 * ux / max(m - 1, 1) - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).expand(b * c, len(uy), len(ux), 2)
+    out = F.grid_sample(
+        values.reshape(b * c, 1, n, m), grid, mode="bilinear", padding_mode="border", align_corners=True
     )
-    return logits, normalize_maps(maps.reshape(b, c, h, w))
+    return out.reshape(b, c, len(uy), len(ux))
 
 
 CLASS_METHODS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {

@@ -295,13 +295,14 @@ class _CentreWeightedTokens(torch.nn.Module):
         return s.amax(-1)
 
 
-def test_head_maps_shift_and_stitch_point_between_token_centres():
+@pytest.mark.parametrize("stitch", ["interleave", "mean"])
+def test_head_maps_shift_and_stitch_point_between_token_centres(stitch):
     model = _CentreWeightedTokens()
     x = torch.zeros(1, 1, 64, 64)
     x[..., 30:34, 30:34] = 1.0  # a 4-px spot centred on a token *corner*, 8 px from every token centre
     mask = x[0, 0] > 0
     _, coarse = head_class_maps(model, x, shifts=1)
-    _, fine = head_class_maps(model, x, shifts=2)
+    _, fine = head_class_maps(model, x, shifts=2, stitch=stitch)
     peak = lambda m: divmod(int(m.argmax()), 64)  # noqa: E731
     assert not mask[peak(coarse[0, 0])]  # the token grid peaks at a token centre, outside the spot
     assert mask[peak(fine[0, 0])]  # the half-token samples of the shifted passes land on it
@@ -309,3 +310,5 @@ def test_head_maps_shift_and_stitch_point_between_token_centres():
     assert fine.shape == coarse.shape == (1, 1, 64, 64)
     with pytest.raises(ValueError, match="shifts must divide"):
         head_class_maps(model, x, shifts=3)
+    with pytest.raises(ValueError, match="stitch must be"):
+        head_class_maps(model, x, stitch="max")
