@@ -50,6 +50,9 @@ def main() -> None:
         help="comma-separated attention maps to score on the test findings' masks (pointing game, tolerance 0), "
         "e.g. rollout,grad_rollout,head",
     )
+    ap.add_argument(
+        "--head_shifts", type=int, default=2, help="shift-and-stitch passes per axis of the head maps"
+    )
     ap.add_argument("--tolerance", type=float, default=8.0, help="second pointing-game tolerance in px")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -105,7 +108,8 @@ def main() -> None:
     masks = [{n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)} for i in te]
     for method in filter(None, a.methods.split(",")):
         if method in CLASS_METHODS:
-            _, maps = compute_class_attention_maps(net, x[te], method=method)
+            kw = {"shifts": a.head_shifts} if method == "head" else {}
+            _, maps = compute_class_attention_maps(net, x[te], method=method, **kw)
             r = localization_report(maps, masks, labels=PHANTOM_LABELS)
             first_maps = maps if first_maps is None else first_maps
         else:

@@ -335,34 +335,33 @@ def head_class_maps(
         raise ValueError(f"head_class_maps: stitch must be 'interleave' or 'mean', got {stitch!r}")
     step = patch // s
     b, c = images.shape[0], len(cls_idx)
+    # one forward pass per content shift (jy, jx) * step; the unshifted one is `scores`
+    passes = {
+        (jy, jx): (
+            scores
+            if jy == jx == 0
+            else model.class_token_scores(_shift_content(images, jy * step, jx * step))
+        )[:, cls_idx].reshape(b, c, gh, gw)
+        for jy in range(s)
+        for jx in range(s)
+    }
+    pix_y = torch.arange(h, dtype=scores.dtype, device=scores.device) + 0.5  # pixel centres
+    pix_x = torch.arange(w, dtype=scores.dtype, device=scores.device) + 0.5
     if stitch == "mean":
-        total = torch.zeros(b, c, h, w, dtype=scores.dtype, device=scores.device)
-        for jy in range(s):
-            for jx in range(s):
-                sc = (
-                    scores
-                    if jy == jx == 0
-                    else model.class_token_scores(_shift_content(images, jy * step, jx * step))
-                )
-                # token i of this pass is centred at patch * (i + 1/2) - j * step: output pixel p sits at
-                # fractional token index (p + 0.5 + j * step) / patch - 1/2
-                uy = (torch.arange(h, dtype=sc.dtype, device=sc.device) + 0.5 + jy * step) / patch - 0.5
-                ux = (torch.arange(w, dtype=sc.dtype, device=sc.device) + 0.5 + jx * step) / patch - 0.5
-                total += _sample_grid(sc[:, cls_idx].reshape(b, c, gh, gw), uy, ux)
+        # token i of pass j is centred at patch * (i + 1/2) - j * step: pixel p sits at fractional token index
+        # (p + 0.5 + j * step) / patch - 1/2
+        total = sum(
+            _sample_grid(sc, (pix_y + jy * step) / patch - 0.5, (pix_x + jx * step) / patch - 0.5)
+            for (jy, jx), sc in passes.items()
+        )
         return logits, normalize_maps(total / (s * s))
     fine = scores.new_zeros(b, c, gh * s, gw * s)
-    for jy in range(s):
-        for jx in range(s):
-            sc = (
-                scores
-                if jy == jx == 0
-                else model.class_token_scores(_shift_content(images, jy * step, jx * step))
-            )
-            # token i of a pass shifted by j*step is centred at step * (s*i + s/2 - j): fine index s*i + s-1-j
-            fine[:, :, s - 1 - jy :: s, s - 1 - jx :: s] = sc[:, cls_idx].reshape(b, c, gh, gw)
-    # fine sample k is centred at pixel coordinate step * (k + 1 - s/2); output pixel p at p + 0.5
-    uy = (torch.arange(h, dtype=fine.dtype, device=fine.device) + 0.5) / step - 1 + s / 2
-    ux = (torch.arange(w, dtype=fine.dtype, device=fine.device) + 0.5) / step - 1 + s / 2
+    for (jy, jx), sc in passes.items():
+        # token i of a pass shifted by j*step is centred at step * (s*i + s/2 - j): fine index s*i + s-1-j
+        fine[:, :, s - 1 - jy :: s, s - 1 - jx :: s] = sc
+    # fine sample k is centred at pixel coordinate step * (k + 1 - s/2)
+    uy = pix_y / step - 1 + s / 2
+    ux = pix_x / step - 1 + s / 2
     return logits, normalize_maps(_sample_grid(fine, uy, ux))
 
 

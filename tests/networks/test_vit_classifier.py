@@ -14,8 +14,10 @@ from medgen.networks.nets.vit_classifier import (
 LABELS = ("Mass", "Nodule", "Effusion")
 
 
-def _tiny(labels=LABELS):
-    return ViTClassifier(labels, img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+def _tiny(labels=LABELS, **kwargs):
+    return ViTClassifier(
+        labels, **{"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2, **kwargs}
+    )
 
 
 def test_forward_returns_logits_tensor():
@@ -102,17 +104,7 @@ def test_conv_stem_width_and_depth_keep_the_token_grid():
 
 
 def test_csra_head_pools_token_scores_as_in_the_paper():
-    net = ViTClassifier(
-        LABELS,
-        img_size=32,
-        patch_size=8,
-        embed_dim=32,
-        depth=1,
-        num_heads=2,
-        head="csra",
-        csra_lambda=0.5,
-        csra_temperature=3.0,
-    ).eval()
+    net = _tiny(depth=1, head="csra", csra_lambda=0.5, csra_temperature=3.0).eval()
     x = torch.rand(2, 1, 32, 32)
     s = net.class_token_scores(x)
     assert s.shape == (2, 3, 16)  # one score per class per patch token (4 x 4 grid)
@@ -127,18 +119,9 @@ def test_csra_head_pools_token_scores_as_in_the_paper():
 
 def test_csra_head_options_are_checked_and_cls_head_has_no_token_scores():
     with pytest.raises(ValueError, match="head must be"):
-        ViTClassifier(LABELS, img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, head="avg")
+        _tiny(depth=1, head="avg")
     with pytest.raises(ValueError, match="csra_temperature"):
-        ViTClassifier(
-            LABELS,
-            img_size=32,
-            patch_size=8,
-            embed_dim=32,
-            depth=1,
-            num_heads=2,
-            head="csra",
-            csra_temperature=0,
-        )
+        _tiny(depth=1, head="csra", csra_temperature=0)
     with pytest.raises(ValueError, match="only the 'csra' head"):
         _tiny().class_token_scores(torch.rand(1, 1, 32, 32))
 
