@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "medgen.plugins"
 KINDS = (
     "network",
     "dataset",
+    "data_source",
     "transform",
     "sr_backend",
     "text_encoder",

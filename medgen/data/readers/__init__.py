@@ -7,6 +7,7 @@ a stated canonical label list, NaN / 0 where the dataset cannot say). Bad input 
 
 from medgen.data.readers.chexpert import read_chexpert
 from medgen.data.readers.dicom import read_dicom_folder
+from medgen.data.readers.folders import read_image_folder, read_labelled_folder
 from medgen.data.readers.indiana import INDIANA_LABELS, clean_report_text, read_indiana
 from medgen.data.readers.mrnet import read_mrnet
 from medgen.data.readers.nifti import read_nifti_folder
@@ -18,6 +19,8 @@ __all__ = [
     "nih_official_split",
     "read_chexpert",
     "read_dicom_folder",
+    "read_image_folder",
+    "read_labelled_folder",
     "read_indiana",
     "read_mrnet",
     "read_nifti_folder",
