@@ -180,3 +180,20 @@ def test_inference_items_recursive_all_formats(tmp_path):
     assert (tmp_path / "out" / "data_inference.json").is_file()
     phantom = inference_items(None, tmp_path / "out2", {"n": 1, "size": 128, "downscale": 2})
     assert Image.open(phantom[0]["image"]).size == (64, 64)
+
+
+@pytest.mark.parametrize("fmt", ["png", "dicom", "nifti"])
+def test_written_phantom_folder_reads_back_as_labelled_folder(tmp_path, fmt):
+    from medgen.data.labels import PHANTOM_LABELS
+    from medgen.data.phantom import render_phantom, write_phantom_dataset
+    from medgen.transforms.io import LoadRadiograph
+
+    write_phantom_dataset(tmp_path, n=6, size=128, fmt=fmt, progress=False)
+    splits = load_datalist(dataset_dir=tmp_path, requires=("image", "label"), split={"fractions": [1, 0, 0]})
+    assert splits.info["dataset"] == "labelled_folder"
+    items = sorted(splits.train, key=lambda it: it["image"])
+    assert len(items) == 6 and items[0]["labels"] == list(PHANTOM_LABELS)
+    ref = render_phantom(0, 128, 0)
+    np.testing.assert_array_equal(items[0]["label"], ref.labels)
+    img = LoadRadiograph()(items[0]["image"])[0].numpy()
+    assert np.abs(img - ref.image).max() < 2e-3  # 12-bit DICOM / 16-bit PNG quantisation only
