@@ -50,7 +50,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     for record in REGISTRY.plugins.values():
         state = "ok" if record.ok else "BROKEN"
         print(f"  {record.name:<32} {record.version:<8} {state}  {len(record.components)} components")
-    for kind in ("network", "dataset", "transform", "sr_backend", "text_encoder", "metric", "loss"):
+    for kind in (
+        "network",
+        "dataset",
+        "data_source",
+        "transform",
+        "sr_backend",
+        "text_encoder",
+        "metric",
+        "loss",
+    ):
         names = REGISTRY.names(kind)
         if names:
             print(f"{kind.replace('_', ' ')} ({len(names)}): {', '.join(names)}")

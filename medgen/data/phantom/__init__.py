@@ -6,42 +6,36 @@ pixels; ``PhantomDataset`` renders on the fly; ``write_phantom_dataset`` writes 
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from medgen.data.phantom.extractor import extract_labels
-from medgen.data.phantom.render import (
-    MAX_SIZE,
-    MIN_SIZE,
-    PhantomSample,
-    measure_ctr,
-    render_phantom,
-    render_study,
-)
-from medgen.data.phantom.study import StudySpec, patient_of, sample_study
+from medgen.data.phantom.constants import MAX_SIZE, MIN_SIZE
 
-__all__ = [
-    "MAX_SIZE",
-    "MIN_SIZE",
-    "PhantomDataset",
-    "PhantomSample",
-    "StudySpec",
-    "extract_labels",
-    "measure_ctr",
-    "patient_of",
-    "render_phantom",
-    "render_study",
-    "sample_study",
-    "write_phantom_dataset",
-]
+# name -> module: imported on first use, so `import medgen.data.phantom` (the CLI, the readers) stays free
+# of scipy (the renderer), torch (the dataset) and pydicom (the writer).
+_LAZY = {
+    "extract_labels": "medgen.data.phantom.extractor",
+    "PhantomSample": "medgen.data.phantom.render",
+    "measure_ctr": "medgen.data.phantom.render",
+    "render_phantom": "medgen.data.phantom.render",
+    "render_study": "medgen.data.phantom.render",
+    "StudySpec": "medgen.data.phantom.study",
+    "patient_of": "medgen.data.phantom.study",
+    "sample_study": "medgen.data.phantom.study",
+    "PhantomDataset": "medgen.data.phantom.dataset",
+    "write_phantom_dataset": "medgen.data.phantom.writer",
+}
+
+__all__ = ["MAX_SIZE", "MIN_SIZE", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:  # torch / pydicom only when the dataset or writer is used
-    if name == "PhantomDataset":
-        from medgen.data.phantom.dataset import PhantomDataset
-
-        return PhantomDataset
-    if name == "write_phantom_dataset":
-        from medgen.data.phantom.writer import write_phantom_dataset
-
-        return write_phantom_dataset
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'medgen.data.phantom' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

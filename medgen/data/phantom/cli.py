@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medgen.data.phantom.render import MAX_SIZE, MIN_SIZE
-from medgen.data.phantom.writer import FORMATS
+from medgen.data.phantom.constants import FORMATS, MAX_SIZE, MIN_SIZE
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

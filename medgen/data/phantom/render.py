@@ -17,6 +17,7 @@ from scipy import ndimage
 from medgen.data.labels import PHANTOM_LABELS
 from medgen.data.phantom import anatomy as A
 from medgen.data.phantom.bones import bone_map
+from medgen.data.phantom.constants import MAX_SIZE, MIN_SIZE  # noqa: E402  (re-exported)
 from medgen.data.phantom.findings import PAINTERS, Finding, RenderContext
 from medgen.data.phantom.study import StudySpec, rng_for, sample_study
 from medgen.data.phantom.texture import (
@@ -28,7 +29,6 @@ from medgen.data.phantom.texture import (
     vessel_tree,
 )
 
-MIN_SIZE, MAX_SIZE = 128, 2048
 COARSE = 256  # smooth fields (body thickness, lung depth) are computed at most at this size, then resampled
 
 

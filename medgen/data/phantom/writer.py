@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from medgen.data.labels import PHANTOM_LABELS
+from medgen.data.phantom.constants import FORMATS
 from medgen.data.phantom.render import PhantomSample, check_size, render_phantom
 from medgen.data.writers import write_dicom, write_mask_png, write_nifti, write_png16
 
-FORMATS = {"png": ".png", "dicom": ".dcm", "nifti": ".nii.gz"}
 ANATOMY_BITS = {"lungs": 10, "heart": 11, "thorax": 12}
 
 
