@@ -1,7 +1,13 @@
-"""Image writers shared by medgen: 16-bit PNG, DICOM (DX, 12 bits stored) and NIfTI.
+"""Image writers shared by medgen: PNG (8/16-bit), JPEG, DICOM and NIfTI; one function per format.
 
 Arrays are 2-D float images in [0, 1] laid out (rows, columns). Values outside [0, 1] or non-finite values
 are refused rather than clipped, so a bad pipeline stage is noticed where it happens.
+
+:func:`write_dicom` and :func:`write_nifti` either make a new file (phantoms, synthetic data) or, with
+``source=``, write an image *derived from* a file that :class:`~medgen.transforms.io.LoadRadiograph` read
+(e.g. its super-resolved version): every header field of the source is kept, the pixel encoding too, and
+[0, 1] is mapped back to stored values exactly as the loader mapped them (its ``meta`` says how); the
+spacing follows the size change. :class:`~medgen.transforms.io.SaveRadiograph` picks the writer from the meta.
 DICOM writing works with pydicom 2.4 and 3.x (the version differences are branched on below).
 """
 
@@ -55,14 +61,75 @@ def _check01(array: np.ndarray, path: str | Path, what: str) -> np.ndarray:
     return a
 
 
-def write_png16(path: str | Path, array01: np.ndarray) -> Path:
-    """Write a [0, 1] image as a 16-bit greyscale PNG (value * 65535, rounded)."""
+def _pair(value: float | tuple[float, float]) -> tuple[float, float]:
+    return (float(value), float(value)) if np.isscalar(value) else (float(value[0]), float(value[1]))
+
+
+def _to_levels(a: np.ndarray, bits: int, value_range: tuple[float, float] | None) -> np.ndarray:
+    """[0, 1] -> integer levels ``lo + a * (hi - lo)`` (default 0..2**bits - 1), in the container dtype."""
+    top = 2**bits - 1
+    lo, hi = (0.0, float(top)) if value_range is None else (float(value_range[0]), float(value_range[1]))
+    out = np.clip(np.round(lo + a * (hi - lo)), 0, top)
+    return out.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def _dpi(pixel_spacing_mm: float | tuple[float, float] | None) -> dict[str, Any]:
+    if pixel_spacing_mm is None:
+        return {}
+    row_mm, col_mm = _pair(pixel_spacing_mm)
+    return {"dpi": (25.4 / col_mm, 25.4 / row_mm)}  # dpi is (x, y), what LoadRadiograph reads back
+
+
+def write_png(
+    path: str | Path,
+    array01: np.ndarray,
+    bit_depth: int = 16,
+    value_range: tuple[float, float] | None = None,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+) -> Path:
+    """Write a [0, 1] image as an 8- or 16-bit greyscale PNG.
+
+    Args:
+        bit_depth: 8 (mode ``L``) or 16 (``I;16``).
+        value_range: the levels that 0 and 1 map to (default 0 and ``2**bit_depth - 1``), e.g. (0, 4095) for
+            12-bit data in a 16-bit PNG: the inverse of LoadRadiograph's ``intensity_range``.
+        pixel_spacing_mm: (row, column) spacing, stored as DPI in the pHYs chunk; None writes none.
+    """
     from PIL import Image
 
-    a = _check01(array01, path, "write_png16")
+    if bit_depth not in (8, 16):
+        raise ValueError(f"write_png({path}): bit_depth={bit_depth}; use 8 or 16")
+    a = _check01(array01, path, "write_png")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.round(a * 65535.0).astype(np.uint16)).save(path)
+    Image.fromarray(_to_levels(a, bit_depth, value_range)).save(path, format="PNG", **_dpi(pixel_spacing_mm))
+    return path
+
+
+def write_png16(path: str | Path, array01: np.ndarray) -> Path:
+    """Write a [0, 1] image as a 16-bit greyscale PNG (value * 65535, rounded); see :func:`write_png`."""
+    return write_png(path, array01, bit_depth=16)
+
+
+def write_jpeg(
+    path: str | Path,
+    array01: np.ndarray,
+    quality: int = 95,
+    value_range: tuple[float, float] | None = None,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+) -> Path:
+    """Write a [0, 1] image as an 8-bit greyscale baseline JPEG (``quality`` 95: errors of about 1 level).
+
+    ``value_range`` and ``pixel_spacing_mm`` as in :func:`write_png`.
+    """
+    from PIL import Image
+
+    a = _check01(array01, path, "write_jpeg")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_to_levels(a, 8, value_range)).save(
+        path, format="JPEG", quality=int(quality), subsampling=0, **_dpi(pixel_spacing_mm)
+    )
     return path
 
 
@@ -83,17 +150,29 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:
 
 
 def write_nifti(
-    path: str | Path, array01: np.ndarray, pixel_spacing_mm: float | tuple[float, float] = 1.0
+    path: str | Path,
+    array01: np.ndarray,
+    pixel_spacing_mm: float | tuple[float, float] = 1.0,
+    source: str | Path | None = None,
+    source_meta: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a [0, 1] image as float32 NIfTI with the spacing in the affine.
+    """Write a [0, 1] image as float32 NIfTI with the spacing in the affine (or derived from ``source``).
 
     The array is stored transposed, (columns, rows), so the first NIfTI axis is image x; this is the layout
     that MONAI's ``LoadImage`` returns for PNG and DICOM too. ``nib.load(p).get_fdata()[..., 0].T`` or
     ``np.asarray(img.dataobj).T`` gives the (rows, columns) image back.
+
+    With ``source`` (a NIfTI file LoadRadiograph read; ``source_meta`` its meta): the source's header and data
+    type are kept, [0, 1] maps back to its ``intensity_range`` (rounded for integer types), and the affine's
+    in-plane voxel size is divided by the size ratio, the origin moved to the centre of the first new voxel.
+    ``pixel_spacing_mm`` is then ignored.
     """
     import nibabel as nib
 
-    a = _check01(array01, path, "write_nifti").astype(np.float32)
+    a = _check01(array01, path, "write_nifti")
+    if source is not None:
+        return _write_nifti_derived(nib, Path(path), a, Path(source), dict(source_meta or {}))
+    a = a.astype(np.float32)
     row_mm, col_mm = (
         (pixel_spacing_mm, pixel_spacing_mm) if np.isscalar(pixel_spacing_mm) else pixel_spacing_mm
     )
@@ -103,6 +182,27 @@ def write_nifti(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, str(path))
+    return path
+
+
+def _write_nifti_derived(nib: Any, path: Path, a: np.ndarray, source: Path, meta: dict[str, Any]) -> Path:
+    src = nib.load(str(source))
+    loaded = np.asanyarray(src.dataobj)
+    lo, hi = (float(v) for v in meta.get("intensity_range", (float(loaded.min()), float(loaded.max()))))
+    out = (lo + a * (hi - lo)).T  # (rows, cols) -> NIfTI (x, y)
+    if loaded.dtype.kind in "iu":
+        info = np.iinfo(loaded.dtype)
+        out = np.clip(np.round(out), info.min, info.max)
+    out = out.astype(loaded.dtype)
+    if loaded.ndim == 3 and loaded.shape[2] == 1:
+        out = out[..., None]
+    zoom_x, zoom_y = out.shape[0] / src.shape[0], out.shape[1] / src.shape[1]
+    # new voxel i sits at source voxel coordinate (i + 0.5) / zoom - 0.5
+    step = np.eye(4)
+    step[0, 0], step[1, 1] = 1.0 / zoom_x, 1.0 / zoom_y
+    step[0, 3], step[1, 3] = (1.0 / zoom_x - 1.0) / 2, (1.0 / zoom_y - 1.0) / 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(out, src.affine @ step, src.header.copy()), str(path))
     return path
 
 
@@ -120,8 +220,14 @@ def write_dicom(
     template: Any | None = None,
     tags: Mapping[str, Any] | None = None,
     bits_stored: int = 12,
+    source: Any | None = None,
+    source_meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a [0, 1] image as an uncompressed DICOM DX file (BitsAllocated 16, ``bits_stored`` bits).
+
+    With ``source`` (a DICOM path or ``pydicom.Dataset`` that LoadRadiograph read; ``source_meta`` its meta)
+    the file is a *derived* image of it instead: see :func:`_write_dicom_derived`. ``template``,
+    ``photometric`` and ``bits_stored`` are then taken from the source; ``tags`` still apply last.
 
     Args:
         path: output file.
@@ -138,6 +244,8 @@ def write_dicom(
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     a = _check01(array01, path, "write_dicom")
+    if source is not None:
+        return _write_dicom_derived(Path(path), a, source, dict(source_meta or {}), pixel_spacing_mm, tags)
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(
             f"write_dicom({path}): photometric={photometric!r}; use 'MONOCHROME2' or 'MONOCHROME1'"
@@ -197,7 +305,10 @@ def write_dicom(
         setattr(ds, k, v)
     ds.PixelData = stored.tobytes()
 
-    path = Path(path)
+    return _save_dicom(ds, Path(path))
+
+
+def _save_dicom(ds: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if _pydicom_major() >= 3:
         ds.save_as(path, enforce_file_format=True)
@@ -205,6 +316,81 @@ def write_dicom(
         ds.is_little_endian, ds.is_implicit_VR = True, False
         ds.save_as(str(path), write_like_original=False)
     return path
+
+
+def _write_dicom_derived(
+    path: Path,
+    a: np.ndarray,
+    source: Any,
+    meta: dict[str, Any],
+    pixel_spacing_mm: float | tuple[float, float] | None,
+    tags: Mapping[str, Any] | None,
+) -> Path:
+    """A derived image of ``source``: every tag kept, same pixel encoding, [0, 1] mapped back through its LUTs.
+
+    Kept: patient, study, equipment, window/VOI and rescale tags, SOP Class, BitsAllocated/BitsStored/HighBit/
+    PixelRepresentation, PhotometricInterpretation (MONOCHROME1 values are inverted back). Changed: new SOP
+    Instance UID and Series Instance UID, Rows/Columns, PixelSpacing, ImagerPixelSpacing and
+    NominalScannedPixelSpacing divided by the size ratio (or set from ``pixel_spacing_mm``), ImageType
+    DERIVED, DerivationDescription, SeriesDescription, written uncompressed (Explicit VR Little Endian).
+    Stored values are :func:`medgen.transforms.io.dicom.unit_to_stored` of the image under the source meta's
+    ``intensity_range``, ``voi`` and ``inverted`` (LoadRadiograph's defaults when ``meta`` is empty).
+    Colour-encoded grey sources are written as single-sample MONOCHROME2; one frame of a multi-frame
+    source as a single-frame file.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from medgen.transforms.io.dicom import unit_to_stored
+
+    if isinstance(source, (str, Path)):
+        ds = pydicom.dcmread(str(source), force=True)
+    else:
+        ds = copy.deepcopy(source)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    inverted = bool(meta.get("inverted", pi == "MONOCHROME1" and samples == 1))
+    stored = unit_to_stored(ds, a, meta.get("intensity_range"), str(meta.get("voi", "none")), inverted)
+    zoom = (stored.shape[0] / int(ds.Rows), stored.shape[1] / int(ds.Columns))
+    ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        if keyword in ds and ds.data_element(keyword).value:
+            if pixel_spacing_mm is not None:
+                ds.data_element(keyword).value = [f"{v:.6g}" for v in _pair(pixel_spacing_mm)]
+            else:
+                old = [float(v) for v in ds.data_element(keyword).value]
+                ds.data_element(keyword).value = [f"{old[0] / zoom[0]:.6g}", f"{old[1] / zoom[1]:.6g}"]
+    if samples > 1:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    for keyword in (
+        "PlanarConfiguration",
+        "NumberOfFrames",
+        "SmallestImagePixelValue",
+        "LargestImagePixelValue",
+    ):
+        if keyword in ds and (keyword != "PlanarConfiguration" or samples > 1):
+            del ds[keyword]  # stale for the new pixels
+    image_type = list(ds.get("ImageType", None) or [])
+    ds.ImageType = ["DERIVED", *image_type[1:]] if image_type else ["DERIVED", "SECONDARY"]
+    ratio = "x".join(f"{z:g}" for z in sorted(set(zoom)))
+    ds.DerivationDescription = f"Super-resolution x{ratio} (medgen)"
+    ds.SOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesDescription = f"{ds.get('SeriesDescription', '')} SR x{ratio}".strip()
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    if "SOPClassUID" in ds:
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for k, v in (tags or {}).items():
+        setattr(ds, k, v)
+    ds.PixelData = stored.tobytes()
+    ds["PixelData"].VR = "OW" if int(ds.BitsAllocated) > 8 else "OB"
+    if hasattr(ds, "preamble") and ds.preamble is None:
+        ds.preamble = b"\0" * 128
+    return _save_dicom(ds, path)
 
 
 def read_dicom01(path: str | Path) -> np.ndarray:

@@ -1,14 +1,20 @@
-"""Super-resolve radiograph files: PNG, NIfTI or DICOM in, the same format out (diffusers-style pipeline).
+"""Super-resolve radiograph files: PNG, JPEG, DICOM or NIfTI in, the same format out (diffusers-style pipeline).
 
-``SuperResolutionInferer(network)(path_in, path_out)`` reads the image, maps its stored values to [0, 1],
-upscales it whole or tile by tile, and writes the result in the input's format and bit depth:
+``SuperResolutionInferer(network)(path_in, path_out)`` reads the image with
+:class:`~medgen.transforms.io.LoadRadiograph` (the one loader: 8/16-bit PNG, JPEG, grey stored as RGB, DICOM
+through its Modality and VOI LUTs with MONOCHROME1 inverted, NIfTI), upscales it whole or tile by tile, and
+writes the result with :class:`~medgen.transforms.io.SaveRadiograph` (writers of :mod:`medgen.data.writers`)
+in the input's format and bit depth:
 
-* PNG: same mode (8- or 16-bit grey).
-* NIfTI: same dtype; the affine's in-plane voxel size is divided by the scale, the origin moved to the centre
-  of the first HR pixel; values mapped back to the input's own min..max.
+* PNG: 8-bit in, 8-bit out; 16-bit in, 16-bit out. A grey image stored as RGB (three equal channels) comes
+  out as an 8-bit single-channel grey PNG.
+* JPEG: 8-bit grey JPEG, quality 95 (kept as JPEG so the output has the type its name says).
 * DICOM: every tag of the input kept (patient, study, window...), new SOP Instance UID and Series Instance UID,
   Rows/Columns updated, PixelSpacing (and ImagerPixelSpacing) divided by the scale, ImageType DERIVED, the same
-  BitsAllocated/BitsStored/PixelRepresentation and stored-value range; written uncompressed.
+  BitsAllocated/BitsStored/PixelRepresentation and PhotometricInterpretation; [0, 1] mapped back to stored
+  values through the same Modality/VOI LUTs the loader applied (MONOCHROME1 re-inverted); uncompressed.
+* NIfTI: same header and dtype; the affine's in-plane voxel size is divided by the scale, the origin moved to
+  the centre of the first HR pixel; values mapped back to the range the loader mapped to [0, 1].
 
 Tiling uses MONAI's :class:`~monai.inferers.SlidingWindowInferer`, which detects that the network's output is
 ``scale`` times its input (``zoom_scale``) and aggregates at HR size. Each tile is weighted by a map that is 1
@@ -18,36 +24,12 @@ whole-image outputs agree to ~1e-4 and memory is bounded by the tile size, whate
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from monai.inferers import SlidingWindowInferer
-from monai.utils import optional_import
 from torch import nn
-
-pydicom, _ = optional_import("pydicom")
-nib, _ = optional_import("nibabel")
-
-FORMATS = {".png": "png", ".nii": "nifti", ".gz": "nifti", ".dcm": "dicom", ".dicom": "dicom"}
-
-
-def detect_format(path: str | Path) -> str:
-    """``png``, ``nifti`` or ``dicom`` from the suffix (``.nii.gz`` included) or, failing that, DICOM magic."""
-    path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt == "nifti" and path.suffix.lower() == ".gz" and not path.name.lower().endswith(".nii.gz"):
-        fmt = None
-    if fmt is None and path.is_file():
-        with open(path, "rb") as f:
-            f.seek(128)
-            if f.read(4) == b"DICM":
-                fmt = "dicom"
-    if fmt is None:
-        raise ValueError(f"{str(path)!r}: unsupported image format; use .png, .nii/.nii.gz or DICOM (.dcm).")
-    return fmt
 
 
 class SuperResolutionInferer:
@@ -63,6 +45,9 @@ class SuperResolutionInferer:
         sw_batch_size: tiles per forward pass.
         max_whole_pixels: largest LR image run whole; bigger ones need ``tile_size`` (clear error, no crop).
         device: where the network runs; the HR image is assembled on the CPU.
+        loader_kwargs: options of :class:`~medgen.transforms.io.LoadRadiograph` used by ``__call__``
+            (e.g. ``{"frame": 0}``, ``{"voi": False}``, ``{"bit_depth": 12}``); the writer inverts them.
+        jpeg_quality: quality of JPEG outputs (JPEG inputs give JPEG outputs).
     """
 
     def __init__(
@@ -75,7 +60,10 @@ class SuperResolutionInferer:
         sw_batch_size: int = 4,
         max_whole_pixels: int = 1024 * 1024,
         device: str | torch.device = "cpu",
+        loader_kwargs: dict[str, Any] | None = None,
+        jpeg_quality: int = 95,
     ) -> None:
+        self.loader_kwargs, self.jpeg_quality = dict(loader_kwargs or {}), int(jpeg_quality)
         self.network = network.to(device).eval()
         self.scale = int(scale or getattr(network, "scale", 0))
         if self.scale < 1:
@@ -125,137 +113,11 @@ class SuperResolutionInferer:
         return out.clamp(0.0, 1.0)
 
     def __call__(self, path_in: str | Path, path_out: str | Path) -> Path:
-        """Super-resolve one file and write it, in the input's format, to ``path_out``."""
-        fmt = detect_format(path_in)
-        reader, writer = {"png": (_read_png, _write_png), "nifti": (_read_nifti, _write_nifti),
-                          "dicom": (_read_dicom, _write_dicom)}[fmt]  # fmt: skip
-        image01, ctx = reader(Path(path_in))
-        hr = self.upscale(torch.from_numpy(image01)[None, None])[0, 0].numpy()
+        """Super-resolve one file and write it, in the input's format and bit depth, to ``path_out``."""
+        from medgen.transforms.io import LoadRadiograph, SaveRadiograph
+
+        image = LoadRadiograph(**self.loader_kwargs)(path_in)
+        hr = self.upscale(image.as_tensor()[None])[0]
         path_out = Path(path_out)
         path_out.parent.mkdir(parents=True, exist_ok=True)
-        writer(hr, ctx, path_out, self.scale)
-        return path_out
-
-
-# -- PNG -------------------------------------------------------------------------------------------------------
-def _read_png(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        mode = im.mode
-        if mode not in ("L", "I;16", "I;16B", "I"):
-            raise ValueError(
-                f"{str(path)!r}: PNG mode {mode!r} is not single-channel grey; convert it to 8/16-bit grey."
-            )
-        arr = np.asarray(im)
-    peak = 255.0 if mode == "L" else 65535.0
-    return (arr.astype(np.float32) / peak), {"mode": mode, "peak": peak}
-
-
-def _write_png(hr: np.ndarray, ctx: dict[str, Any], path: Path, scale: int) -> None:
-    from PIL import Image
-
-    dtype = np.uint8 if ctx["peak"] == 255.0 else np.uint16
-    Image.fromarray(np.round(hr * ctx["peak"]).astype(dtype)).save(path)
-
-
-# -- NIfTI -----------------------------------------------------------------------------------------------------
-def _read_nifti(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    img = nib.load(str(path))
-    data = np.asanyarray(img.dataobj)
-    if data.ndim == 3 and data.shape[2] == 1:
-        data = data[..., 0]
-    if data.ndim != 2:
-        raise ValueError(f"{str(path)!r}: NIfTI shape {data.shape} is not a single 2D image.")
-    lo, hi = float(data.min()), float(data.max())
-    norm = (data.astype(np.float32) - lo) / (hi - lo) if hi > lo else np.zeros(data.shape, np.float32)
-    return norm, {
-        "img": img,
-        "lo": lo,
-        "hi": hi,
-        "dtype": data.dtype,
-        "ndim": np.asanyarray(img.dataobj).ndim,
-    }
-
-
-def _write_nifti(hr: np.ndarray, ctx: dict[str, Any], path: Path, scale: int) -> None:
-    img, dtype = ctx["img"], ctx["dtype"]
-    out = hr * (ctx["hi"] - ctx["lo"]) + ctx["lo"]
-    if np.issubdtype(dtype, np.integer):
-        out = np.round(out)
-    out = out.astype(dtype)
-    if ctx["ndim"] == 3:
-        out = out[..., None]
-    # HR voxel i sits at LR coordinate (i + 0.5) / scale - 0.5
-    step = np.eye(4)
-    step[0, 0] = step[1, 1] = 1.0 / scale
-    step[0, 3] = step[1, 3] = (1.0 / scale - 1.0) / 2
-    header = img.header.copy()
-    nib.save(nib.Nifti1Image(out, img.affine @ step, header), str(path))
-
-
-# -- DICOM -----------------------------------------------------------------------------------------------------
-def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    ds = pydicom.dcmread(str(path))
-    if "PixelData" not in ds:
-        raise ValueError(f"{str(path)!r}: DICOM file has no pixel data (not an image).")
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 or int(getattr(ds, "SamplesPerPixel", 1)) != 1:
-        raise ValueError(f"{str(path)!r}: only single-frame greyscale DICOM images are supported.")
-    arr = ds.pixel_array
-    bits = int(ds.BitsStored)
-    signed = int(getattr(ds, "PixelRepresentation", 0)) == 1
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    norm = (arr.astype(np.float32) - lo) / (hi - lo)
-    inverted = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1"
-    if inverted:  # the networks learn MONOCHROME2 (bright = dense) radiographs
-        norm = 1.0 - norm
-    return norm, {"ds": ds, "lo": lo, "hi": hi, "dtype": arr.dtype, "inverted": inverted}
-
-
-def _scale_spacing(ds: Any, keyword: str, scale: int) -> None:
-    if keyword in ds and ds.data_element(keyword).value:
-        ds.data_element(keyword).value = [f"{float(v) / scale:.6g}" for v in ds.data_element(keyword).value]
-
-
-def _write_dicom(hr: np.ndarray, ctx: dict[str, Any], path: Path, scale: int) -> None:
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    ds = copy.deepcopy(ctx["ds"])
-    values = 1.0 - hr if ctx["inverted"] else hr
-    stored = np.clip(np.round(values * (ctx["hi"] - ctx["lo"]) + ctx["lo"]), ctx["lo"], ctx["hi"])
-    stored = stored.astype(ctx["dtype"])
-    ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
-        _scale_spacing(ds, keyword, scale)
-    image_type = list(getattr(ds, "ImageType", ["ORIGINAL", "PRIMARY"]))
-    ds.ImageType = ["DERIVED", *image_type[1:]] if image_type else ["DERIVED", "SECONDARY"]
-    ds.DerivationDescription = f"Super-resolution x{scale} (medgen)"
-    ds.SOPInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SeriesDescription = f"{getattr(ds, 'SeriesDescription', '')} SR x{scale}".strip()
-    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):  # would now be stale
-        if keyword in ds:
-            del ds[keyword]
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.PixelData = stored.tobytes()
-    ds["PixelData"].VR = "OW" if int(ds.BitsAllocated) > 8 else "OB"
-    ds.save_as(str(path), enforce_file_format=True)
-
-
-def write_phantom_lr_inputs(folder: str | Path, n: int = 2, hr_size: int = 256, scale: int = 4) -> list[dict]:
-    """Write ``n`` LR phantom radiographs (16-bit PNG, ``hr_size / scale`` pixels) for self-contained inference.
-
-    Returns a MONAI datalist ``[{"image": path}, ...]``; used by bundles whose ``dataset_dir`` is null.
-    """
-    from medgen.data.phantom import render_phantom
-    from medgen.data.writers import write_png16
-    from medgen.transforms.degradation import downsample
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    items = []
-    for i in range(n):
-        lr = downsample(render_phantom(i, hr_size, seed=1).image, scale)
-        items.append({"image": str(write_png16(folder / f"phantom_lr_{i:03d}.png", np.asarray(lr)))})
-    return items
+        return SaveRadiograph(jpeg_quality=self.jpeg_quality)(hr, meta=dict(image.meta), filename=path_out)

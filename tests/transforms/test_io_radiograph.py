@@ -17,7 +17,13 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from medgen.data.writers import write_dicom, write_nifti, write_png16
-from medgen.transforms.io import LoadRadiograph, LoadRadiographd, RadiographLoadError
+from medgen.transforms.io import (
+    LoadRadiograph,
+    LoadRadiographd,
+    RadiographLoadError,
+    SaveRadiograph,
+    SaveRadiographd,
+)
 
 
 def dicom_file(name: str) -> str:
@@ -160,16 +166,27 @@ def test_non_image_dicom_refused(name, needle):
 
 @pytest.mark.parametrize("reader", ["pydicom", "itk"])
 def test_truncated_dicom_refused(reader):
-    with pytest.raises(RadiographLoadError) as err:
+    with pytest.raises(RadiographLoadError, match="truncated") as err:
         LoadRadiograph(reader=reader)(dicom_file("MR_truncated.dcm"))
-    assert "MR_truncated.dcm" in str(err.value)
+    msg = str(err.value)
+    assert "MR_truncated.dcm" in msg and "8130 bytes" in msg and "64 x 64 x 16" in msg and "8192" in msg
+    assert "structured report" not in msg
 
 
-def test_truncated_header_refused(tmp_path):
+@pytest.mark.parametrize("cut", [300, 1000, -1000])  # file meta only; header only; inside the pixels
+def test_truncated_header_or_pixel_data_refused(tmp_path, cut):
     data = open(dicom_file("MR_small.dcm"), "rb").read()
     path = tmp_path / "cut.dcm"
-    path.write_bytes(data[:300])
-    with pytest.raises(RadiographLoadError, match="cut.dcm"):
+    path.write_bytes(data[:cut])
+    with pytest.raises(RadiographLoadError, match="cut.dcm.*truncated") as err:
+        LoadRadiograph()(path)
+    assert "structured report" not in str(err.value)
+
+
+def test_empty_dicom_refused(tmp_path):
+    path = tmp_path / "empty.dcm"
+    path.write_bytes(b"")
+    with pytest.raises(RadiographLoadError, match=r"empty.dcm: empty DICOM file \(0 bytes\)"):
         LoadRadiograph()(path)
 
 
@@ -304,6 +321,82 @@ def test_dictionary_version(tmp_path):
     np.testing.assert_allclose(out["image"][0].numpy(), a, atol=1 / 4095)
     with pytest.raises(KeyError):
         LoadRadiographd("image")({"other": 1})
+
+
+# ---- SaveRadiograph(d): the writer path of SR inference and bundle post-processing ---------------------
+def _save_round_trip(tmp_path, src, **load_kwargs):
+    """Load ``src``, upscale x2 (nearest), write it back with SaveRadiographd; return (source, output) loaded."""
+    img = LoadRadiograph(**load_kwargs)(src)
+    pred = torch.repeat_interleave(torch.repeat_interleave(img.as_tensor(), 2, dim=1), 2, dim=2)
+    out = SaveRadiographd("pred", output_dir=tmp_path / "out")({"image": img, "pred": pred})
+    return img, out["pred_path"]
+
+
+@pytest.mark.parametrize(
+    "name, save, mode",
+    [
+        ("a8.png", lambda a, p: Image.fromarray(np.round(a * 255).astype(np.uint8)).save(p), "L"),
+        ("a16.png", lambda a, p: Image.fromarray(np.round(a * 65535).astype(np.uint16)).save(p), "I;16"),
+        (
+            "rgb.png",
+            lambda a, p: Image.fromarray(np.round(a * 255).astype(np.uint8)).convert("RGB").save(p),
+            "L",
+        ),
+        ("a.jpg", lambda a, p: Image.fromarray(np.round(a * 255).astype(np.uint8)).save(p, quality=95), "L"),
+    ],
+)
+def test_save_radiographd_keeps_pillow_format_and_depth(tmp_path, name, save, mode):
+    a = phantom_12bit()
+    save(a, tmp_path / name)
+    img, out = _save_round_trip(tmp_path, tmp_path / name)
+    stem, suffix = name.split(".")
+    assert out == str(tmp_path / "out" / f"{stem}_sr.{suffix}")
+    with Image.open(out) as im:
+        assert im.mode == mode and im.size == (80, 96)
+        assert im.format == ("JPEG" if suffix == "jpg" else "PNG")
+    back = LoadRadiograph()(out)
+    tol = 3 / 255 if suffix == "jpg" else 1e-6
+    assert abs(float(back.mean()) - float(img.mean())) < tol
+
+
+def test_save_radiograph_png_with_bit_depth_and_spacing(tmp_path):
+    a = phantom_12bit()
+    path = tmp_path / "twelve.png"
+    Image.fromarray(np.round(a * 4095).astype(np.uint16)).save(path, dpi=(254, 254))  # 0.1 mm, 12-bit values
+    img, out = _save_round_trip(tmp_path, path, bit_depth=12)
+    with Image.open(out) as im:
+        assert int(np.asarray(im).max()) <= 4095  # still 12-bit values in the 16-bit container
+    back = LoadRadiograph(bit_depth=12)(out)
+    np.testing.assert_allclose(back.meta["spacing"], [0.05, 0.05], rtol=0.01)
+    assert abs(float(back.mean()) - float(img.mean())) < 1e-6
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_save_radiographd_dicom_keeps_encoding(tmp_path, photometric):
+    src = write_dicom(tmp_path / "x.dcm", phantom_12bit(), pixel_spacing_mm=0.2, photometric=photometric)
+    img, out = _save_round_trip(tmp_path, src)
+    ds, lr = pydicom.dcmread(out), pydicom.dcmread(src)
+    assert (
+        ds.PhotometricInterpretation == photometric
+        and ds.BitsStored == 12
+        and (ds.Rows, ds.Columns) == (96, 80)
+    )
+    assert [float(v) for v in ds.PixelSpacing] == pytest.approx([0.1, 0.1]) and ds.ImageType[0] == "DERIVED"
+    assert ds.SOPInstanceUID != lr.SOPInstanceUID and ds.PatientID == lr.PatientID
+    np.testing.assert_array_equal(ds.pixel_array[::2, ::2], lr.pixel_array)  # nearest x2: stored values exact
+
+
+def test_save_radiographd_nifti_and_refusals(tmp_path):
+    src = write_nifti(tmp_path / "x.nii.gz", phantom_12bit(), pixel_spacing_mm=0.5)
+    img, out = _save_round_trip(tmp_path, src)
+    assert out.endswith("x_sr.nii.gz")
+    back = LoadRadiograph()(out)
+    np.testing.assert_allclose(back.meta["spacing"], [0.25, 0.25])
+    np.testing.assert_allclose(back[0, ::2, ::2].numpy(), img[0].numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="LoadRadiograph meta"):
+        SaveRadiograph()(torch.zeros(1, 4, 4))
+    with pytest.raises(KeyError, match="source_key"):
+        SaveRadiographd("pred", source_key="img")({"image": img, "pred": img})
 
 
 def test_import_stays_light():

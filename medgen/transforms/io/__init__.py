@@ -1,7 +1,15 @@
-"""Radiograph loading: DICOM (pydicom or ITK), PNG/JPEG and NIfTI to a [0, 1] ``MetaTensor`` (1, H, W)."""
+"""Radiograph I/O: DICOM (pydicom or ITK), PNG/JPEG and NIfTI to a [0, 1] ``MetaTensor`` (1, H, W), and back."""
 
-from medgen.transforms.io.array import LoadRadiograph, detect_format, load_radiographs
-from medgen.transforms.io.dictionary import LoadRadiographd
+from medgen.transforms.io.array import LoadRadiograph, SaveRadiograph, detect_format, load_radiographs
+from medgen.transforms.io.dictionary import LoadRadiographd, SaveRadiographd
 from medgen.transforms.io.errors import RadiographLoadError
 
-__all__ = ["LoadRadiograph", "LoadRadiographd", "RadiographLoadError", "detect_format", "load_radiographs"]
+__all__ = [
+    "LoadRadiograph",
+    "LoadRadiographd",
+    "RadiographLoadError",
+    "SaveRadiograph",
+    "SaveRadiographd",
+    "detect_format",
+    "load_radiographs",
+]

@@ -86,7 +86,9 @@ class LoadRadiograph(Transform):
     col) mm; (1, 1) when the file states none, with ``spacing_known`` False), ``bits_stored`` (original bit
     depth; 0 for float data), ``photometric_interpretation`` (as stored), ``inverted`` (MONOCHROME1),
     ``original_shape`` / ``spatial_shape``, ``intensity_range`` (the stored values mapped to 0 and 1),
-    ``normalize``, ``voi``, ``frame`` and, for DICOM, ``transfer_syntax`` and ``modality``. No patient tags.
+    ``normalize``, ``voi``, ``frame``; for DICOM ``transfer_syntax`` and ``modality``; for PNG/JPEG
+    ``file_format`` (``png`` or ``jpeg``) and ``pil_mode``; for NIfTI ``file_format`` ``nifti`` and ``dtype``.
+    No patient tags. :class:`SaveRadiograph` writes a result back in the same format from this meta.
 
     Raises:
         RadiographLoadError: a file that cannot be loaded as a grayscale 2D radiograph; the message names the
@@ -109,7 +111,9 @@ class LoadRadiograph(Transform):
             raise ValueError(f"LoadRadiograph: bit_depth={bit_depth} must be between 1 and 16.")
         self.bit_depth = bit_depth
 
-    def __call__(self, filename: str | Path) -> MetaTensor:
+    def __call__(self, filename: str | Path | np.ndarray | torch.Tensor) -> MetaTensor:
+        if isinstance(filename, np.ndarray | torch.Tensor):
+            return in_memory_radiograph(filename)
         path = Path(filename)
         fmt = detect_format(path)
         if fmt == "dicom":
@@ -196,7 +200,144 @@ class LoadRadiograph(Transform):
         if fmt == "dicom":
             meta["transfer_syntax"] = info["transfer_syntax"]
             meta["modality"] = info["modality"]
+            meta["file_format"] = "dicom"
+        elif fmt == "pillow":
+            meta["file_format"], meta["pil_mode"] = info["file_format"], info["pil_mode"]
+        else:
+            meta["file_format"], meta["dtype"] = "nifti", info.get("dtype", "")
         return MetaTensor(torch.from_numpy(img[None]), affine=affine, meta=meta)
+
+
+def in_memory_radiograph(image: np.ndarray | torch.Tensor) -> MetaTensor:
+    """An already-decoded image (the phantom's items) as the loader's (1, H, W) float32 ``MetaTensor``.
+
+    Values must already lie in [0, 1] (they are not rescaled: there is no stored bit depth to go by).
+    """
+    arr = torch.as_tensor(np.asarray(image) if isinstance(image, np.ndarray) else image).float()
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[0] != 1:
+        raise RadiographLoadError(
+            f"in-memory image of shape {tuple(arr.shape)}: expected (H, W) or (1, H, W)."
+        )
+    if arr.numel() and (float(arr.min()) < -1e-6 or float(arr.max()) > 1 + 1e-6):
+        raise RadiographLoadError(
+            f"in-memory image values {float(arr.min()):g}..{float(arr.max()):g} lie outside [0, 1]; scale it first."
+        )
+    meta = dict(getattr(image, "meta", {}) or {})
+    meta.setdefault("filename_or_obj", "<in-memory>")
+    meta.setdefault("format", "array")
+    return MetaTensor(arr, meta=meta)
+
+
+_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm", "nifti": ".nii.gz"}
+
+
+def _source_name(source: str) -> tuple[str, str]:
+    """(stem, suffix) of a source file, ``.nii.gz`` counted as one suffix."""
+    name = Path(source).name
+    for ext in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", *_DICOM_SUFFIXES):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)], name[-len(ext) :]
+    return name, ""
+
+
+@register("transform", "save_radiograph")
+class SaveRadiograph(Transform):
+    """Write a (1, H, W) [0, 1] image in the format and bit depth of the file it was computed from.
+
+    The source is described by :class:`LoadRadiograph`'s meta (``filename_or_obj``, ``format``,
+    ``file_format``, ``pil_mode``, ``bits_stored``, ``intensity_range``, ``voi``, ``inverted``, ``spacing``,
+    ``spatial_shape``). The image may have another size than the source (super-resolution): the pixel
+    spacing is divided by the size ratio. One writer per format, from :mod:`medgen.data.writers`:
+
+    * PNG: 8-bit in, 8-bit out; 16-bit in, 16-bit out (``intensity_range`` inverted, so 12-bit data loaded
+      with ``bit_depth=12`` stays 12-bit). A grey image stored as RGB/RGBA/LA/palette is written as an 8-bit
+      single-channel grey PNG (same values, one channel).
+    * JPEG: 8-bit grey baseline JPEG at ``jpeg_quality`` (95: about one grey level of error). JPEG is kept
+      rather than switching to PNG so that the output has the type its name and the user's tools expect.
+    * DICOM: every tag of the source kept, its pixel encoding too, [0, 1] mapped back through its Modality
+      and VOI LUTs (:func:`medgen.data.writers.write_dicom` with ``source=``); MONOCHROME1 stays MONOCHROME1.
+    * NIfTI: the source's header and dtype, the affine's in-plane voxel size divided by the size ratio.
+
+    Args:
+        output_dir: folder for outputs named ``<source stem>_<output_postfix><source suffix>`` when
+            ``__call__`` gets no ``filename``.
+        output_postfix: appended to the source's stem ("" keeps the name).
+        jpeg_quality: JPEG quality for JPEG sources.
+    """
+
+    def __init__(
+        self, output_dir: str | Path = ".", output_postfix: str = "sr", jpeg_quality: int = 95
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.output_postfix = output_postfix
+        self.jpeg_quality = int(jpeg_quality)
+
+    def output_path(self, meta: dict[str, Any]) -> Path:
+        """Where an image computed from the file described by ``meta`` is written."""
+        stem, suffix = _source_name(str(meta["filename_or_obj"]))
+        fmt = _file_format(meta)
+        if fmt == "dicom" and suffix.lower() not in _DICOM_SUFFIXES:
+            suffix = ".dcm"
+        post = f"_{self.output_postfix}" if self.output_postfix else ""
+        return self.output_dir / f"{stem}{post}{suffix or _SUFFIXES[fmt]}"
+
+    def __call__(
+        self,
+        img: torch.Tensor | np.ndarray,
+        meta: dict[str, Any] | None = None,
+        filename: str | Path | None = None,
+    ) -> Path:
+        """Write ``img`` ((1, H, W) or (H, W), [0, 1]) computed from the source in ``meta`` (default: img.meta)."""
+        meta = dict(meta if meta is not None else getattr(img, "meta", None) or {})
+        if "filename_or_obj" not in meta or "intensity_range" not in meta:
+            raise ValueError(
+                "SaveRadiograph needs the LoadRadiograph meta of the source image (filename_or_obj, format, "
+                "intensity_range, ...): pass meta=source.meta, or in a dictionary pipeline set source_key to "
+                "the key LoadRadiographd filled."
+            )
+        arr = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.ndim == 3 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim != 2:
+            raise ValueError(f"SaveRadiograph expects a (1, H, W) or (H, W) image, got shape {arr.shape}.")
+        path = Path(filename) if filename is not None else self.output_path(meta)
+        return write_like_source(path, arr, meta, jpeg_quality=self.jpeg_quality)
+
+
+def _file_format(meta: dict[str, Any]) -> str:
+    fmt = str(meta.get("file_format") or meta.get("format", ""))
+    if fmt == "png/jpeg":  # meta of an older LoadRadiograph
+        fmt = "jpeg" if str(meta["filename_or_obj"]).lower().endswith((".jpg", ".jpeg")) else "png"
+    if fmt not in _SUFFIXES:
+        raise ValueError(
+            f"SaveRadiograph: unknown source format {fmt!r}; expected one of {sorted(_SUFFIXES)}."
+        )
+    return fmt
+
+
+def write_like_source(path: Path, arr01: np.ndarray, meta: dict[str, Any], jpeg_quality: int = 95) -> Path:
+    """Write a (H, W) [0, 1] image with the writer of the source's format (see :class:`SaveRadiograph`)."""
+    from medgen.data import writers
+
+    fmt = _file_format(meta)
+    source = str(meta["filename_or_obj"])
+    if fmt == "dicom":
+        return writers.write_dicom(path, arr01, source=source, source_meta=meta)
+    if fmt == "nifti":
+        return writers.write_nifti(path, arr01, source=source, source_meta=meta)
+    in_shape = np.asarray(meta.get("spatial_shape", arr01.shape), dtype=np.float64)
+    zoom = np.asarray(arr01.shape, dtype=np.float64) / in_shape
+    spacing = np.asarray(meta["spacing"], dtype=np.float64) / zoom if meta.get("spacing_known") else None
+    value_range = tuple(float(v) for v in np.asarray(meta["intensity_range"]))
+    if fmt == "jpeg":
+        return writers.write_jpeg(
+            path, arr01, jpeg_quality, value_range=value_range, pixel_spacing_mm=spacing
+        )
+    bits = 16 if str(meta.get("pil_mode", "")).startswith("I") or int(meta.get("bits_stored", 8)) > 8 else 8
+    return writers.write_png(path, arr01, bits, value_range=value_range, pixel_spacing_mm=spacing)
 
 
 def load_radiographs(filenames: Sequence[str | Path], **kwargs: Any) -> list[MetaTensor]:

@@ -79,16 +79,57 @@ def read_header(path: Path) -> Any:
         ) from err
 
 
+def _expected_pixel_bytes(ds: Any) -> int:
+    """Bytes of native (uncompressed) pixel data that Rows x Columns x BitsAllocated x samples x frames need."""
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+    n *= int(ds.get("NumberOfFrames", 1) or 1)
+    return (n * bits + 7) // 8
+
+
 def _check_image(path: Path, ds: Any) -> None:
-    """Refuse datasets without pixel data (structured reports, RT plans, ...) and colour palettes."""
+    """Refuse empty/truncated files, datasets without pixel data (structured reports, RT plans) and palettes."""
+    size = path.stat().st_size if path.is_file() else -1
+    if size == 0:
+        raise RadiographLoadError(
+            f"{path}: empty DICOM file (0 bytes); the copy or download failed. Re-export or re-download it."
+        )
     if "PixelData" not in ds:
-        sop = ds.get("SOPClassUID")
+        sop = ds.get("SOPClassUID") or getattr(
+            getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None
+        )
+        image_class = "Image Storage" in str(getattr(sop, "name", ""))  # e.g. "MR Image Storage"
+        if len(ds) == 0 or image_class or ("Rows" in ds and "Columns" in ds):
+            raise RadiographLoadError(
+                f"{path}: truncated DICOM file ({size} bytes): it ends before its pixel data"
+                + (" (no data set after the file meta)" if len(ds) == 0 else "")
+                + ". Re-export or re-download it."
+            )
         sop_name = getattr(sop, "name", sop) if sop is not None else "unknown"
         raise RadiographLoadError(
             f"{path}: DICOM without pixel data (Modality={ds.get('Modality', '?')}, SOP Class {sop_name}); it "
             "is not an image (e.g. a structured report or RT plan). Remove it from the image list, or use "
             "medgen.data.read_dicom_folder, which lists only image series."
         )
+    uid, _ = transfer_syntax(ds)
+    if uid in _NATIVE and all(t in ds for t in ("Rows", "Columns", "BitsAllocated")):
+        have, need = len(ds.PixelData), _expected_pixel_bytes(ds)
+        if have < need:
+            raise RadiographLoadError(
+                f"{path}: truncated DICOM file: pixel data holds {have} bytes but Rows x Columns x BitsAllocated "
+                f"({ds.Rows} x {ds.Columns} x {ds.BitsAllocated} bits"
+                + (
+                    f" x {ds.get('SamplesPerPixel')} samples"
+                    if int(ds.get("SamplesPerPixel", 1) or 1) > 1
+                    else ""
+                )
+                + (
+                    f" x {ds.get('NumberOfFrames')} frames"
+                    if int(ds.get("NumberOfFrames", 1) or 1) > 1
+                    else ""
+                )
+                + f") need {need}. Re-export or re-download it."
+            )
     pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if pi == "PALETTE COLOR":
         raise RadiographLoadError(
@@ -198,6 +239,78 @@ def _voi_kind(ds: Any) -> str | None:
     return None
 
 
+def _apply_luts(
+    arr: np.ndarray, ds: Any, voi: bool, modality_applied: bool = False
+) -> tuple[np.ndarray, tuple[float, float], str | None]:
+    """Modality LUT then (with ``voi``) VOI LUT / window: (values, (lo, hi) they span, VOI kind or None).
+
+    Colour-encoded grey (SamplesPerPixel > 1) gets no LUT: its range is the BitsStored range.
+    """
+    samples = int(ds.get("SamplesPerPixel", 1))
+    apply_modality_lut, apply_voi_lut = _lut_functions()
+    if samples == 1 and not modality_applied:
+        arr = apply_modality_lut(arr, ds)
+    lo, hi = _modality_range(ds) if samples == 1 else (0.0, 2.0 ** int(ds.BitsStored) - 1)
+    kind = _voi_kind(ds) if (voi and samples == 1) else None
+    if kind is not None:
+        arr = apply_voi_lut(np.asarray(arr), ds, index=0)
+        if kind == "voi_lut":
+            lo, hi = 0.0, 2.0 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1
+        # windowing output spans the Modality LUT range (pydicom's y_min..y_max), so lo/hi stay
+    return np.asarray(arr), (float(lo), float(hi)), kind
+
+
+def stored_dtype(ds: Any) -> np.dtype:
+    """numpy dtype of the stored pixel values (BitsAllocated 8/16/32, PixelRepresentation)."""
+    bits = int(ds.get("BitsAllocated", 16))
+    if bits not in (8, 16, 32):
+        raise RadiographLoadError(f"BitsAllocated={bits} is not supported for writing; use 8, 16 or 32.")
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+
+
+def unit_to_stored(
+    ds: Any, values01: np.ndarray, intensity_range: Any, voi: str = "none", inverted: bool = False
+) -> np.ndarray:
+    """Invert :func:`read_dicom` + LoadRadiograph's scaling: [0, 1] values back to ``ds``'s stored values.
+
+    The forward mapping (Modality LUT, then the VOI step named by ``voi`` as recorded in the loader's meta,
+    then ``(v - lo) / (hi - lo)`` with ``intensity_range``, then ``1 - x`` for MONOCHROME1) is evaluated by
+    the same code on every possible stored value (at most 2**16 of them) and inverted by interpolation, so
+    any rescale, Modality LUT, window (linear, linear exact, sigmoid) or VOI LUT round-trips consistently.
+    Values the window saturated (below/above it) come back at the window's edge, which displays the same.
+
+    Raises:
+        RadiographLoadError: the LUT chain is not monotonic, so it cannot be inverted.
+    """
+    dtype = stored_dtype(ds)
+    s_lo, s_hi = _stored_range(ds)
+    if s_hi - s_lo > 2**16:
+        raise RadiographLoadError(f"BitsStored={ds.BitsStored} > 16 is not supported for writing.")
+    ramp = np.arange(int(s_lo), int(s_hi) + 1, dtype=np.int64)
+    grey = int(ds.get("SamplesPerPixel", 1)) > 1
+    display = ramp.astype(np.float64) if grey else None
+    if display is None:
+        display, _, _ = _apply_luts(ramp.astype(dtype), ds, voi != "none")
+        display = display.astype(np.float64)
+    lo, hi = (float(v) for v in np.asarray(intensity_range, dtype=np.float64))
+    x = np.clip(np.asarray(values01, dtype=np.float64), 0.0, 1.0)
+    target = lo + (1.0 - x if inverted else x) * (hi - lo)
+    if display[-1] < display[0]:
+        display, ramp = display[::-1], ramp[::-1]
+    if (np.diff(display) < -1e-9).any():
+        raise RadiographLoadError(
+            "the file's Modality/VOI LUT is not monotonic, so [0, 1] values cannot be mapped back to stored "
+            "values; load it with voi=False or write another format."
+        )
+    levels, first, counts = np.unique(display, return_index=True, return_counts=True)
+    pick = first + (counts - 1) // 2  # a plateau's middle stored value ...
+    pick[0] = first[0] + counts[0] - 1  # ... but next to the window for the saturated ends
+    pick[-1] = first[-1]
+    stored = np.interp(target, levels, ramp[pick].astype(np.float64))
+    return np.clip(np.round(stored), s_lo, s_hi).astype(dtype)
+
+
 def read_dicom(
     path: Path, frame: int | None = None, voi: bool = True, reader: str = "pydicom"
 ) -> dict[str, Any]:
@@ -248,16 +361,7 @@ def read_dicom(
             )
         arr, pi = grey, "MONOCHROME2"
 
-    apply_modality_lut, apply_voi_lut = _lut_functions()
-    if samples == 1 and not modality_applied:
-        arr = apply_modality_lut(arr, ds)
-    lo, hi = _modality_range(ds) if samples == 1 else (0.0, 2.0 ** int(ds.BitsStored) - 1)
-    kind = _voi_kind(ds) if (voi and samples == 1) else None
-    if kind is not None:
-        arr = apply_voi_lut(np.asarray(arr), ds, index=0)
-        if kind == "voi_lut":
-            lo, hi = 0.0, 2.0 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1
-        # windowing output spans the Modality LUT range (pydicom's y_min..y_max), so lo/hi stay
+    arr, (lo, hi), kind = _apply_luts(arr, ds, voi, modality_applied=modality_applied)
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     return {
         "array": np.asarray(arr, dtype=np.float64),

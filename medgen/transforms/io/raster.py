@@ -51,7 +51,9 @@ def read_pillow(path: Path) -> dict[str, Any]:
 
     Returns:
         dict with ``array`` (stored integer values), ``bits_stored`` (8 or 16: the container depth of the
-        file), ``spacing`` ((row, col) mm from the DPI / pHYs chunk, or None), ``photometric_interpretation``.
+        file), ``spacing`` ((row, col) mm from the DPI / pHYs chunk, or None), ``photometric_interpretation``,
+        ``file_format`` (Pillow's format name, lower case: ``png`` or ``jpeg``) and ``pil_mode`` (e.g. ``L``,
+        ``I;16``, ``RGB``).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -91,6 +93,8 @@ def read_pillow(path: Path) -> dict[str, Any]:
         "bits_stored": bits,
         "spacing": spacing,
         "photometric_interpretation": "MONOCHROME2",
+        "file_format": str(img.format or "png").lower().replace("mpo", "jpeg"),
+        "pil_mode": mode,
     }
 
 
