@@ -5,15 +5,19 @@ the ``@register`` decorator on the object itself. ``tests/registry/test_builtin_
 two disagree.
 """
 
+from importlib.resources import files
 from pathlib import Path
 
-MANIFEST_ROOT = Path(__file__).resolve().parent.parent  # repository root: bundles/ lives there
+# bundles/ sits at the top of the repository and inside the wheel as the data package medgen.bundles (setup.py):
+# the import system finds it the same way in an editable and in an installed medgen.
+BUNDLES_DIR = Path(str(files("medgen.bundles")))
+MANIFEST_ROOT = BUNDLES_DIR.parent
 
 MANIFEST = {
     "name": "medgen",
     "version": "0.1.0",
     "api_version": 1,
-    "bundles": ["bundles"],
+    "bundles": [BUNDLES_DIR.name],
     "components": {
         # --- networks: SR zoo (medgen.networks.nets) -------------------------------------------------------
         "network.srcnn": "medgen.networks.nets.srcnn:srcnn",

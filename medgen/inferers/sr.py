@@ -121,3 +121,26 @@ class SuperResolutionInferer:
         path_out = Path(path_out)
         path_out.parent.mkdir(parents=True, exist_ok=True)
         return SaveRadiograph(jpeg_quality=self.jpeg_quality)(hr, meta=dict(image.meta), filename=path_out)
+
+
+def network_from_checkpoint(path: str | Path, network_name: str, scale: int) -> nn.Module:
+    """The SR network described by a medgen checkpoint (its arch and constructor kwargs), with its weights.
+
+    Bundle inference builds ``network_def`` with this: a quick-config teacher has non-default kwargs, which only
+    the checkpoint written by :func:`medgen.networks.utils.save_checkpoint` records (``models/model.pt``, the
+    best-on-validation weights of MONAI's CheckpointSaver, is a bare state dict and is loaded over these by the
+    config's CheckpointLoader). While ``path`` does not exist yet (``medgen verify`` of an untrained bundle),
+    the registered ``network_name`` is built with its defaults.
+    """
+    from medgen.networks.utils import load_checkpoint, read_checkpoint
+    from medgen.registry import create_network
+
+    if not Path(path).is_file():
+        return create_network(network_name, scale=scale)
+    ckpt = read_checkpoint(path)
+    if int(ckpt["scale"]) != int(scale):
+        raise ValueError(
+            f"{path}: the checkpoint is a x{ckpt['scale']} {ckpt['arch']!r} network but scale={scale}; set "
+            f"scale: {ckpt['scale']} or point model_name at a x{scale} checkpoint."
+        )
+    return load_checkpoint(path)

@@ -11,6 +11,7 @@ import json
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ import yaml
 from medgen.registry import REGISTRY
 from medgen.registry.core import RegistryError, _closest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TRACKING_SETTINGS = REPO_ROOT / "configs" / "tracking.yaml"
+# configs/ (shared overlays) is the data package medgen.configs: the repository's top-level folder in an editable
+# install, a folder inside the wheel otherwise (setup.py); found through the import system either way.
+CONFIGS_DIR = Path(str(files("medgen.configs")))
+TRACKING_SETTINGS = CONFIGS_DIR / "tracking.yaml"
 METADATA_SCHEMA = Path(__file__).resolve().parent / "schema" / "meta_schema.json"
 DEFAULT_WORKFLOWS = {
     "train": ["train.yaml"],
@@ -66,7 +69,7 @@ class Bundle:
         for candidate in (name, f"{name}.yaml", f"{name}.yml", f"{name}.json"):
             if (self.configs / candidate).is_file():
                 return self.configs / candidate
-        repo_overlay = REPO_ROOT / "configs" / f"{name}.yaml"
+        repo_overlay = CONFIGS_DIR / f"{name}.yaml"
         if repo_overlay.is_file():
             return repo_overlay
         options = sorted(p.stem for p in self.configs.iterdir() if p.suffix in (".yaml", ".yml", ".json"))

@@ -1,0 +1,1 @@
+"""Data package: shared config overlays (MLflow tracking)."""
