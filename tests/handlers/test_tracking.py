@@ -28,7 +28,11 @@ def _check_run(client, run):
     assert client.get_metric_history(run.info.run_id, "train_loss")
     params = run.data.params
     assert params["bundle"] == "minimal_bundle" and params["max_epochs"] == "2"
-    assert params["device_cpu"] and params["device_gpu"] == "none" or "device_gpu" in params
+    assert params["device_cpu"].strip() and int(params["device_torch_threads"]) >= 1
+    import torch
+
+    want_gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    assert params["device_gpu"].split(", ")[0] == want_gpu  # the machine the run used, stated
     assert not any("patient" in k.lower() for k in params)
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert any(a.startswith("config_") for a in artifacts), artifacts  # the executed config
