@@ -1,6 +1,7 @@
 """The attention-guided SR classification experiment, end to end, as one library call.
 
-``run_pipeline(config)``: render the phantom -> patient-level split -> (train or load) the region SR backend ->
+``run_pipeline(config)``: the data stage (:func:`load_pipeline_data`: the phantom, or a labelled folder of
+native-resolution radiographs through ``medgen.data.datalist``) -> patient-level split -> (train or load) the region SR backend ->
 per seed: train the base classifier -> attention maps -> enhance every image's top-k attention regions (cached
 on disk) -> fine-tune on the enhanced images; and, as the control the paper lacks, fine-tune the same base for
 the same number of epochs on the native (un-enhanced) images -> evaluate all on the same held-out patients ->
@@ -10,6 +11,14 @@ Reported beside each other: per-class AUROC with bootstrap CIs (patient-level), 
 accuracy next to the all-negative baseline, macro F1, attention localisation (pointing game, mass share) next to a
 uniform map, and SR quality of the regions against the true high-resolution phantom (region-only and
 whole-image PSNR/SSIM, backend vs bicubic).
+
+Real data (``dataset.dir``): the native image, padded square and area-resized to ``size * scale``, is the HR
+reference and the classifier's input is its :func:`~medgen.engines.ldm_sr.degrade` (area averaging by ``scale``,
+the phantom's LR degradation), so region PSNR/SSIM against the native image is defined as on the phantom; images
+whose native side is below ``size * scale`` are classified (area-resized) but left out of every HR use.
+Localisation is scored against finding boxes where the dataset has them (NIH ``BBox_List_2017.csv``:
+``dataset.kwargs.with_boxes``), converted to masks at the classifier's resolution; without masks or boxes the
+report says that there is no localisation ground truth. Nothing falls back to the phantom.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_CONFIG", "run_pipeline"]
+__all__ = ["DEFAULT_CONFIG", "load_pipeline_data", "run_pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,18 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "cache_dir": None,  # default: <output_dir>/cache
     "device": "cpu",
     "seeds": [0, 1, 2],
+    # dataset: dir null = the phantom (data.n_images studies); a folder = a labelled reader through
+    # medgen.data.datalist.load_datalist (name: null/auto recognises the layout; kwargs: the reader's options;
+    # split: {fractions, seed, official}, fractions default data.fractions). boxes_size: side of the image the
+    # box coordinates refer to (NIH: 1024, also for downsampled copies); null = the file's own size
+    "dataset": {
+        "name": None,
+        "dir": None,
+        "kwargs": {},
+        "split": {},
+        "on_error": "raise",
+        "boxes_size": None,
+    },
     # hr_noise_scale: quantum-noise factor of the true-HR phantom render (SR training targets and the region-quality
     # reference): 0.25 = 16x dose, as in the cxr_sr_distillation bundle; per-pixel noise of a default-dose (1.0)
     # HR cannot be predicted from LR and only caps every backend's PSNR
@@ -147,12 +168,20 @@ def _render(cfg: dict, cache: Path) -> dict[str, Any]:
     return out
 
 
-def _render_hr(indices: list[int], cfg: dict) -> torch.Tensor:
-    """True-HR phantom renders (N, 1, size*scale, size*scale) at quantum-noise factor ``data.hr_noise_scale``."""
+def _render_hr(indices: list[int], cfg: dict, data: dict | None = None) -> torch.Tensor:
+    """True-HR phantom renders (N, 1, size*scale, size*scale) at quantum-noise factor ``data.hr_noise_scale``;
+    on real data (``data`` from :func:`load_pipeline_data`) the native images at that size."""
     from medgen.data.phantom import render_phantom
 
     d = cfg["data"]
     size = d["size"] * d["scale"]
+    if data is not None and data["source"] != "phantom":
+        bad = [int(i) for i in indices if not data["hr_ok"][int(i)]]
+        if bad:
+            raise ValueError(
+                f"run_pipeline: {len(bad)} image(s) are below the HR size {size} px (native side < size x scale)"
+            )
+        return torch.cat([_native(data["files"][int(i)], size) for i in indices])
     noise = float(d.get("hr_noise_scale", 1.0))
     if not 0 <= noise <= 1:
         raise ValueError(
@@ -163,10 +192,12 @@ def _render_hr(indices: list[int], cfg: dict) -> torch.Tensor:
     )[:, None]
 
 
-def _hr_patches(indices: list[int], cfg: dict, n_per_image: int, patch: int, seed: int) -> torch.Tensor:
+def _hr_patches(
+    indices: list[int], cfg: dict, n_per_image: int, patch: int, seed: int, data: dict | None = None
+) -> torch.Tensor:
     """Random HR crops (inside the body mostly: crops of near-constant background are skipped by variance)."""
     rng = np.random.default_rng(seed)
-    hr = _render_hr(indices, cfg)
+    hr = _render_hr(indices, cfg, data)
     out = []
     for img in hr:
         side, kept = img.shape[-1], 0
@@ -222,8 +253,9 @@ def _fit_sr_network(
     return net.eval()
 
 
-def _build_backend(cfg: dict, cache: Path, train_idx: list[int]) -> Any:
-    """The configured ``sr_backend``; ``backend.train`` trains a latent-diffusion or network backend (cached)."""
+def _build_backend(cfg: dict, cache: Path, train_idx: list[int], data: dict | None = None) -> Any:
+    """The configured ``sr_backend``; ``backend.train`` trains a latent-diffusion or network backend (cached) on
+    the true HR (phantom renders, or the native training images that are at least ``size * scale``)."""
     from medgen.inferers.region_sr import LatentDiffusionBackend, NetworkBackend, create_sr_backend
 
     b, scale = cfg["backend"], cfg["data"]["scale"]
@@ -234,16 +266,24 @@ def _build_backend(cfg: dict, cache: Path, train_idx: list[int]) -> Any:
         kwargs = copy.deepcopy(FAST_SR_NETWORK) | kwargs
     if not train:
         return create_sr_backend(name, **kwargs)
+    if data is not None and data["source"] != "phantom":
+        train_idx = [i for i in train_idx if data["hr_ok"][i]]
+        if not train_idx:
+            raise ValueError(
+                f"run_pipeline: backend.train needs high-resolution training images, but no training image of "
+                f"{data['source']} is at least {cfg['data']['size'] * scale} px (data.size x data.scale) natively; "
+                "use a backend without training (bicubic, or a network checkpoint) or native-resolution images"
+            )
     patch = int(train.get("patch", 64))
     n_img = min(int(train.get("n_images", 24)), len(train_idx))
-    ckpt = cache / f"{name}_{_key(cfg['data'], train)}.pt"
+    ckpt = cache / f"{name}_{_key(_data_key(cfg), train)}.pt"
     if name == "latent_diffusion":
         from medgen.engines.ldm_sr import LDMSuperResolution, train_ldm_sr
 
         mk = dict(train.get("model", {}))
         if ckpt.is_file():
             return LatentDiffusionBackend(checkpoint=ckpt, model_kwargs=mk, **kwargs)
-        hr = _hr_patches(train_idx[:n_img], cfg, int(train.get("patches_per_image", 32)), patch, 0)
+        hr = _hr_patches(train_idx[:n_img], cfg, int(train.get("patches_per_image", 32)), patch, 0, data)
         ae_patch = train.get("ae_patch", 32)
         model = train_ldm_sr(
             hr,
@@ -266,12 +306,12 @@ def _build_backend(cfg: dict, cache: Path, train_idx: list[int]) -> Any:
                 "run_pipeline: backend.train for 'network' samples random patches: use `iterations` (batches, "
                 "default 1200) instead of `epochs`/`patches_per_image`"
             )
-        ckpt = cache / f"{name}_{_key(cfg['data'], train, kwargs)}.pt"
+        ckpt = cache / f"{name}_{_key(_data_key(cfg), train, kwargs)}.pt"
         net = medgen.create_network(kwargs["network"], scale=scale, **kwargs.get("network_kwargs", {}))
         if not ckpt.is_file():
             _fit_sr_network(
                 net,
-                _render_hr(train_idx[:n_img], cfg),
+                _render_hr(train_idx[:n_img], cfg, data),
                 scale,
                 int(train.get("iterations", 1200)),
                 float(train.get("lr", 1e-3)),
@@ -296,18 +336,27 @@ def _summ(vals: list[float]) -> dict[str, float]:
 
 
 def _sr_quality(
-    backend: Any, base_model: torch.nn.Module, test_idx: list[int], cfg: dict, extra: dict | None = None
-) -> dict[str, Any]:
+    backend: Any,
+    base_model: torch.nn.Module,
+    test_idx: list[int],
+    cfg: dict,
+    extra: dict | None = None,
+    data: dict | None = None,
+) -> dict[str, Any] | None:
     """Backend (and ``extra`` ``{name: backend}``) vs bicubic on attention regions of test images, against the
-    true HR phantom."""
+    true HR phantom (real data: the native test images at least ``size * scale``; None when there are none)."""
     from medgen.engines.ldm_sr import degrade
     from medgen.inferers.attention_sr import AttentionSRPipeline
     from medgen.inferers.region_sr import BicubicBackend
     from medgen.metrics.classification import region_image_quality
 
     s = cfg["data"]["scale"]
+    if data is not None and data["source"] != "phantom":
+        test_idx = [i for i in test_idx if data["hr_ok"][i]]
+        if not test_idx:
+            return None
     idx = test_idx[: cfg["sr_eval"]["n_images"]]
-    hr = _render_hr(idx, cfg)
+    hr = _render_hr(idx, cfg, data)
     lr = degrade(hr, s)
     r = {k: v for k, v in cfg["regions"].items() if k != "feather"}
     res = {}
@@ -342,6 +391,145 @@ def _split(cfg: dict, data: dict[str, Any]) -> tuple[list[int], list[int], list[
     return tuple([it["index"] for it in part] for part in parts)  # type: ignore[return-value]
 
 
+def _data_key(cfg: dict) -> Any:
+    """What identifies the data in cache keys: ``data`` on the phantom (keys as before), + ``dataset`` otherwise."""
+    return cfg["data"] if not cfg["dataset"]["dir"] else [cfg["data"], cfg["dataset"]]
+
+
+def _native(path: str, size: int) -> torch.Tensor:
+    """One radiograph file as (1, 1, size, size): the bundle's loader, centred square pad, area resize."""
+    from medgen.inferers.attention_sr import pad_square
+    from medgen.transforms.io import LoadRadiograph
+
+    x = pad_square(LoadRadiograph()(path)).float()[None]
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="area")
+
+
+def load_pipeline_data(cfg: dict, cache: Path, out_dir: Path) -> dict[str, Any]:
+    """The data stage: images, labels and split of the phantom or of a labelled folder, and the ground truth.
+
+    Returns a dict with ``images`` (N, 1, size, size) float32, ``labels`` (N, C), ``label_names``,
+    ``patient_ids``, ``split`` (train / val / test index lists), ``source`` (``phantom`` or the reader),
+    ``truth`` (``masks``: phantom finding masks; ``boxes``: masks drawn from the dataset's finding boxes;
+    ``none``), ``truth_masks(i)`` -> ``{finding: bool (size, size)}``, ``hr`` (what the HR reference is) and,
+    on real data, ``files``, ``native_side`` and ``hr_ok`` (native side >= size * scale). ``cfg`` is the merged
+    pipeline config.
+    """
+    from medgen.data.labels import PHANTOM_LABELS
+
+    ds = cfg["dataset"]
+    if not ds["dir"]:
+        if ds["name"] not in (None, "phantom"):
+            raise ValueError(
+                f"run_pipeline: dataset.name {ds['name']!r} needs dataset.dir (the folder to read)"
+            )
+        data = _render(cfg, cache)
+        data.update(
+            split=_split(cfg, data),
+            label_names=list(PHANTOM_LABELS),
+            source="phantom",
+            truth="masks",
+            hr="true high-resolution phantom render",
+            info={"dataset": "phantom", "dataset_dir": None},
+        )
+        data["truth_masks"] = lambda i: {n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)}
+        return data
+    return _load_real(cfg, cache, out_dir)
+
+
+def _load_real(cfg: dict, cache: Path, out_dir: Path) -> dict[str, Any]:
+    from medgen.data.datalist import load_datalist
+    from medgen.engines.ldm_sr import degrade
+    from medgen.metrics.localization import boxes_to_masks
+
+    d, ds = cfg["data"], cfg["dataset"]
+    size, scale = int(d["size"]), int(d["scale"])
+    split = {"fractions": d["fractions"], "seed": 0, **dict(ds.get("split") or {})}
+    splits = load_datalist(
+        ds["name"],
+        ds["dir"],
+        ds.get("kwargs") or {},
+        split,
+        requires=("image", "label"),
+        workflow="pipeline",
+        report_dir=out_dir,
+        on_error=ds.get("on_error", "raise"),
+    )
+    parts = [list(p) for p in splits]
+    items = [it for p in parts for it in p]
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    split_idx = tuple(list(range(bounds[k], bounds[k + 1])) for k in range(3))
+    names = list(items[0]["labels"])
+    if any(list(it["labels"]) != names for it in items):
+        raise ValueError("run_pipeline: the reader gave items with different label lists")
+    labels = np.stack(
+        [np.where(np.asarray(it.get("label_mask", 1)) > 0, it["label"], np.nan) for it in items]
+    ).astype(np.float32)
+    if np.isnan(labels).any():
+        rows = int(np.isnan(labels).any(1).sum())
+        raise ValueError(
+            f"run_pipeline: {rows} of {len(items)} images have unstated (blank or uncertain) labels; the pipeline's "
+            "per-class AUROC / accuracy / F1 report needs every label stated. Fill the blanks with 0/1, or list "
+            "only the stated findings in dataset.kwargs.labels / label_columns (the train and evaluate workflows "
+            "mask unstated labels)"
+        )
+    files = [str(it["image"]) for it in items]
+    if not all(isinstance(it["image"], str | Path) for it in items):
+        raise ValueError("run_pipeline: real-data items must give image file paths")
+    hr_side = size * scale
+    path = cache / f"real_{_key(files, size, scale)}.npz"
+    if path.is_file():
+        z = np.load(path)
+        images, native_side, hw = z["images"], z["native_side"], z["native_hw"]
+    else:
+        from medgen.transforms.io import LoadRadiograph
+
+        loader, imgs, sides, hws = LoadRadiograph(), [], [], []
+        for f in files:
+            hw_f = tuple(int(v) for v in loader(f).shape[-2:])
+            side = max(hw_f)
+            if side >= hr_side:  # LR = the phantom's degradation of the native HR
+                img = degrade(_native(f, hr_side), scale)
+            else:
+                img = _native(f, size)
+            imgs.append(img[0].numpy().astype(np.float32))
+            sides.append(side)
+            hws.append(hw_f)
+        images, native_side, hw = np.stack(imgs), np.asarray(sides), np.asarray(hws)
+        np.savez_compressed(path, images=images, native_side=native_side, native_hw=hw)
+    has_boxes = any("boxes" in it for it in items)
+    box_masks: dict[int, dict[str, np.ndarray]] = {}
+    if has_boxes:
+        for i, it in enumerate(items):
+            if it.get("boxes"):
+                scale_b = 1.0 if not ds.get("boxes_size") else float(max(hw[i])) / float(ds["boxes_size"])
+                box_masks[i] = boxes_to_masks(it["boxes"], tuple(hw[i]), size, box_scale=scale_b)
+    truth = "boxes" if has_boxes else "none"
+    n_hr = int((native_side >= hr_side).sum())
+    logger.info("pipeline data: %s, %d images (%d at >= %d px native: HR reference), localisation truth: %s",
+                splits.info["dataset"], len(files), n_hr, hr_side, truth)  # fmt: skip
+    return {
+        "images": images,
+        "labels": labels,
+        "patient_ids": np.array([str(it["patient_id"]) for it in items]),
+        "split": split_idx,
+        "label_names": names,
+        "source": splits.info["dataset"],
+        "truth": truth,
+        "truth_masks": lambda i: box_masks.get(i, {}),
+        "hr": f"native image at {hr_side} px ({n_hr} of {len(files)} images are that large natively)",
+        "files": files,
+        "native_side": native_side,
+        "hr_ok": native_side >= hr_side,
+        "info": {
+            "dataset": splits.info["dataset"],
+            "dataset_dir": splits.info["dataset_dir"],
+            "split_method": splits.info["split_method"],
+            "data_report": splits.info.get("report"),
+        },
+    }
+
+
 def _train_base_classifier(
     cfg: dict,
     images: torch.Tensor,
@@ -350,6 +538,7 @@ def _train_base_classifier(
     kwargs: dict | None = None,
     epochs: int | None = None,
     progress: bool = True,
+    names: list[str] | None = None,
 ) -> torch.nn.Module:
     """The configured classifier built and trained from scratch on ``images`` for ``seed``.
 
@@ -362,7 +551,7 @@ def _train_base_classifier(
     c = cfg["classifier"]
     torch.manual_seed(seed)
     net = medgen.create_network(
-        c["name"], labels=PHANTOM_LABELS, **(c["kwargs"] if kwargs is None else kwargs)
+        c["name"], labels=names or PHANTOM_LABELS, **(c["kwargs"] if kwargs is None else kwargs)
     )
     return train_classifier(
         net,
@@ -391,7 +580,14 @@ def _val_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 
 def _native_hires_arm(
-    cfg: dict, cache: Path, tr: list[int], va: list[int], te: list[int], seed: int, rep_kw: dict
+    cfg: dict,
+    cache: Path,
+    tr: list[int],
+    va: list[int],
+    te: list[int],
+    seed: int,
+    rep_kw: dict,
+    data: dict | None = None,
 ) -> tuple[dict[str, Any], float | None]:
     """The native-resolution baseline: the classifier trained on ``factor`` x renders of the same studies.
 
@@ -407,19 +603,33 @@ def _native_hires_arm(
         raise ValueError(f"run_pipeline: native_hires.factor must be an integer >= 2, got {f}")
     hi_cfg = copy.deepcopy(cfg)
     hi_cfg["data"]["size"] = cfg["data"]["size"] * f
-    data = _render(hi_cfg, cache)
-    images, labels = torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])
+    names = list(PHANTOM_LABELS)
+    if data is not None and data["source"] != "phantom":
+        side = cfg["data"]["size"] * f
+        small = int((data["native_side"] < side).sum())
+        if small:
+            raise ValueError(
+                f"run_pipeline: native_hires trains on the native images at {side} px (data.size x "
+                f"native_hires.factor), but {small} of {len(data['files'])} images are smaller natively; disable "
+                "native_hires or use native-resolution images"
+            )
+        names = data["label_names"]
+        images = torch.cat([_native(p, side) for p in data["files"]])
+        labels = torch.from_numpy(data["labels"])
+    else:
+        data = _render(hi_cfg, cache)
+        images, labels = torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])
     c = cfg["classifier"]
     kw = dict(c["kwargs"])
     kw["img_size"] = kw.get("img_size", cfg["data"]["size"]) * f
     kw["patch_size"] = kw.get("patch_size", 16) * f
     net = _train_base_classifier(
-        cfg, images[tr], labels[tr], seed, kwargs=kw, epochs=c["epochs"] + c["retrain_epochs"]
+        cfg, images[tr], labels[tr], seed, kwargs=kw, epochs=c["epochs"] + c["retrain_epochs"], names=names
     )
     rep = classification_report(
         labels[te].numpy(),
         predict_probabilities(net, images[te]).numpy(),
-        PHANTOM_LABELS,
+        names,
         seed=seed,
         **rep_kw,
     )
@@ -434,7 +644,6 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    from medgen.data.labels import PHANTOM_LABELS
     from medgen.engines.classifier import predict_probabilities, train_classifier
     from medgen.inferers.attention import (
         CLASS_METHODS,
@@ -467,41 +676,47 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
     hires_seeds = hires_seeds if hires["enabled"] else []
     bar = tqdm(total=2 + 4 * len(seeds) + len(hires_seeds), desc="attention-SR pipeline", unit="stage")
 
-    data = _render(cfg, cache)
-    tr, va, te = _split(cfg, data)
+    data = load_pipeline_data(cfg, cache, out_dir)
+    tr, va, te = data["split"]
+    names, real = data["label_names"], data["source"] != "phantom"
+    if not te:
+        raise ValueError("run_pipeline: the test split is empty; give more patients or change data.fractions")
     images = torch.from_numpy(data["images"])
     labels = torch.from_numpy(data["labels"])
     groups = [str(data["patient_ids"][i]) for i in te]
     bar.update(1)
-    backend = _build_backend(cfg, cache, tr)
+    backend = _build_backend(cfg, cache, tr, data if real else None)
     bar.update(1)
 
     c, r = cfg["classifier"], cfg["regions"]
     region_kwargs = {k: v for k, v in r.items() if k != "feather"}
     rep_kw = dict(n_boot=cfg["n_boot"], groups=groups)
     per_seed: list[dict[str, Any]] = []
-    sr_quality = None
+    sr_quality, sr_done = None, False
     for seed in seeds:
         bar.set_postfix(seed=seed)
-        net = _train_base_classifier(cfg, images[tr], labels[tr], seed)
+        net = _train_base_classifier(cfg, images[tr], labels[tr], seed, names=names)
         save_classifier_checkpoint(out_dir / f"classifier_base_seed{seed}.pt", net, seed=seed)
         val_loss = {"base": _val_loss(net, images[va], labels[va])}
         base = classification_report(
             labels[te].numpy(),
             predict_probabilities(net, images[te]).numpy(),
-            PHANTOM_LABELS,
+            names,
             seed=seed,
             **rep_kw,
         )
         bar.update(1)
 
         _, maps = compute_attention_maps(net, images[te], method=cfg["attention"]["method"])
-        masks = [{n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)} for i in te]
+        masks = [data["truth_masks"](i) for i in te]
         loc = {}
-        for method in dict.fromkeys([cfg["attention"]["method"], *cfg["attention"]["localization"]]):
+        scored = (
+            [cfg["attention"]["method"], *cfg["attention"]["localization"]] if data["truth"] != "none" else []
+        )
+        for method in dict.fromkeys(scored):  # no localisation ground truth: nothing to score
             if method in CLASS_METHODS:
                 _, m = compute_class_attention_maps(net, images[te], method=method)
-                lab = PHANTOM_LABELS
+                lab = names
             else:
                 m = (
                     maps
@@ -517,7 +732,9 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
             loc[method]["uniform_pointing_at"] = {
                 f"{t:g}": r["overall"]["uniform_pointing_baseline"] for t, r in zip(tols, reports)
             }
-        enh_path = cache / f"enhanced_{_key(cfg['data'], c, r, cfg['backend'], cfg['attention'], seed)}.npy"
+        enh_path = (
+            cache / f"enhanced_{_key(_data_key(cfg), c, r, cfg['backend'], cfg['attention'], seed)}.npy"
+        )
         if enh_path.is_file():
             enhanced = torch.from_numpy(np.load(enh_path))
             boxes_te = None
@@ -540,14 +757,23 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         if seed == seeds[0]:
             show = te[:6]
             b_show = boxes_te[:6] if boxes_te is not None else None
+            size = images.shape[-1]
+            union = [
+                np.any(
+                    [np.asarray(m, bool) for m in data["truth_masks"](i).values()]
+                    or [np.zeros((size, size), bool)],
+                    0,
+                )
+                for i in show
+            ]
             save_attention_overlay(
                 images[show],
                 maps[:6],
                 out_dir / "figures" / "attention_overlay.png",
                 boxes=b_show,
-                masks=[data["masks"][i].any(0) for i in show],
+                masks=union if data["truth"] != "none" else None,
                 titles=[
-                    ", ".join(n for n, y in zip(PHANTOM_LABELS, data["labels"][i]) if y)[:28] or "no finding"
+                    ", ".join(n for n, y in zip(names, data["labels"][i]) if y)[:28] or "no finding"
                     for i in show
                 ],
             )
@@ -555,7 +781,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
                 out_dir / "figure_arrays.npz",
                 images=images[show].numpy(),
                 maps=maps[:6].numpy(),
-                masks=np.stack([data["masks"][i].any(0) for i in show]),
+                masks=np.stack(union),
                 boxes=np.stack([np.pad(b.numpy(), ((0, r["k"] - len(b)), (0, 0))) for b in b_show])
                 if b_show
                 else np.zeros((len(show), 1, 4)),
@@ -577,7 +803,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         enh = classification_report(
             labels[te].numpy(),
             predict_probabilities(enh_net, enhanced[te]).numpy(),
-            PHANTOM_LABELS,
+            names,
             seed=seed,
             **rep_kw,
         )
@@ -597,7 +823,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         ctl = classification_report(
             labels[te].numpy(),
             predict_probabilities(ctl_net, images[te]).numpy(),
-            PHANTOM_LABELS,
+            names,
             seed=seed,
             **rep_kw,
         )
@@ -605,16 +831,17 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         if seed in hires_seeds:
             bar.update(1)
             arms["native_hires"], val_loss["native_hires"] = _native_hires_arm(
-                cfg, cache, tr, va, te, seed, rep_kw
+                cfg, cache, tr, va, te, seed, rep_kw, data if real else None
             )
         for name, rep in arms.items():
             rep["val_loss"] = val_loss[name]
-        if sr_quality is None:
+        if not sr_done:
+            sr_done = True
             extra = {}
             for b in cfg["sr_eval"]["backends"]:
                 b = _merge({"name": "bicubic", "kwargs": {}, "train": None}, b)
-                extra[b["name"]] = _build_backend({**cfg, "backend": b}, cache, tr)
-            sr_quality = _sr_quality(backend, net, te, cfg, extra)
+                extra[b["name"]] = _build_backend({**cfg, "backend": b}, cache, tr, data if real else None)
+            sr_quality = _sr_quality(backend, net, te, cfg, extra, data if real else None)
         bar.update(1)
         per_seed.append(
             {
@@ -635,8 +862,7 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
             "macro_f1": _summ([s[arm]["macro_f1"] for s in per_seed if arm in s]),
             "val_loss": _summ([s[arm]["val_loss"] for s in per_seed if arm in s]),
             "per_class_auroc": {
-                n: _summ([s[arm]["per_class"][n]["auroc"] for s in per_seed if arm in s])
-                for n in PHANTOM_LABELS
+                n: _summ([s[arm]["per_class"][n]["auroc"] for s in per_seed if arm in s]) for n in names
             },
             "seeds": [s["seed"] for s in per_seed if arm in s],
         }
@@ -671,6 +897,13 @@ def run_pipeline(config: dict | None = None) -> dict[str, Any]:
         "n_val": len(va),
         "n_test": len(te),
         "n_test_patients": len(set(groups)),
+        "data": {
+            **data["info"],
+            "localization_truth": data["truth"],
+            "hr_reference": data["hr"],
+            "labels": names,
+            "n_images": len(images),
+        },
         "runtime_s": time.time() - t0,
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=1, default=float))
@@ -687,10 +920,17 @@ def _markdown(rep: dict[str, Any]) -> str:
     def pm(d: dict) -> str:
         return f"{d['mean']:.3f} ± {d['std']:.3f}"
 
+    data = rep.get("data") or {"dataset": "phantom", "localization_truth": "masks"}
+    real = data["dataset"] != "phantom"
+    where = (
+        f"Data: {data['dataset']} ({data['dataset_dir']}), {data['n_images']} images at {cfg['data']['size']} px"
+        if real
+        else f"Phantom: {cfg['data']['n_images']} images at {cfg['data']['size']} px"
+    )
     lines = [
         "# Attention-guided SR classifier: report",
         "",
-        f"Phantom: {cfg['data']['n_images']} images at {cfg['data']['size']} px, {rep['n_train']} train / {rep['n_test']} test "
+        f"{where}, {rep['n_train']} train / {rep['n_test']} test "
         f"images ({rep['n_test_patients']} test patients, patient-level split); seeds {cfg['seeds']}; SR backend "
         f"`{cfg['backend']['name']}` x{cfg['data']['scale']}, k={cfg['regions']['k']} regions; runtime {rep['runtime_s']:.0f} s.",
         "",
@@ -727,32 +967,61 @@ def _markdown(rep: dict[str, Any]) -> str:
         f"Enhanced minus native-retrained mean AUROC: {pm(s['auroc_gain_enhanced_minus_native'])} (mean ± std over seeds; "
         "per-seed 95% patient-level bootstrap CIs in report.json).",
         "",
-        "## Attention localisation (test findings with masks)",
+    ]
+    if real:
+        lines += [
+            "",
+            f"Real data: the HR reference is the {data['hr_reference']}; the classifier's input is its area "
+            f"downsampling by {cfg['data']['scale']} (the phantom's degradation). Labels: {', '.join(data['labels'])}. "
+            "A small test set gives wide (or undefined, NaN) AUROC: read the CIs in report.json.",
+        ]
+    if data["localization_truth"] == "none":
+        lines += [
+            "",
+            "## Attention localisation",
+            "",
+            "There is no localisation ground truth in this dataset (no finding masks, no finding bounding boxes): the "
+            "attention maps select the regions but their localisation is not scored. Datasets with boxes (NIH "
+            "ChestX-ray14 with `BBox_List_2017.csv`, dataset.kwargs `{with_boxes: true}`) are scored.",
+        ]
+    else:
+        truth = "finding bounding boxes drawn as masks" if data["localization_truth"] == "boxes" else "masks"
+        lines += [
+            "",
+            f"## Attention localisation (test findings with {truth})",
+            "",
+            "| map | "
+            + " | ".join(f"pointing game, tolerance {t:g} px" for t in tols)
+            + " | attention mass inside mask | uniform-map baseline |",
+            "|---|" + "---|" * (len(tols) + 2),
+            *[
+                f"| {m}{' (selects the regions)' if m == cfg['attention']['method'] else ''} | "
+                + " | ".join(
+                    f"{pm(x)} (uniform {v['uniform_pointing_at'][t]['mean']:.3f})"
+                    for t, x in v["pointing_game_at"].items()
+                )
+                + f" | {pm(v['mass_share'])} | {pm(v['uniform_baseline'])} |"
+                for m, v in s["localization"].items()
+            ],
+            "",
+            "Pointing game: a hit when the map's maximum lies inside the finding's mask, or within the tolerance of it "
+            "(Zhang et al., ECCV 2016, used 15 px on ~224-px images; 8 px is that at 128 px). Class-specific maps "
+            "(head, grad_rollout, gradcam) are scored with the map of the finding's own class, class-agnostic ones "
+            "(rollout, cls) with the image's single map.",
+        ]
+    lines += [
         "",
-        "| map | "
-        + " | ".join(f"pointing game, tolerance {t:g} px" for t in tols)
-        + " | attention mass inside mask | uniform-map baseline |",
-        "|---|" + "---|" * (len(tols) + 2),
-        *[
-            f"| {m}{' (selects the regions)' if m == cfg['attention']['method'] else ''} | "
-            + " | ".join(
-                f"{pm(x)} (uniform {v['uniform_pointing_at'][t]['mean']:.3f})"
-                for t, x in v["pointing_game_at"].items()
-            )
-            + f" | {pm(v['mass_share'])} | {pm(v['uniform_baseline'])} |"
-            for m, v in s["localization"].items()
-        ],
-        "",
-        "Pointing game: a hit when the map's maximum lies inside the finding's mask, or within the tolerance of it "
-        "(Zhang et al., ECCV 2016, used 15 px on ~224-px images; 8 px is that at 128 px). Class-specific maps "
-        "(head, grad_rollout, gradcam) are scored with the map of the finding's own class, class-agnostic ones "
-        "(rollout, cls) with the image's single map.",
-        "",
-        "## Region SR quality against the true high-resolution phantom",
+        "## Region SR quality against the "
+        + ("native-resolution image" if real else "true high-resolution phantom"),
         "",
         "| backend | region PSNR (dB) | region SSIM | whole-image PSNR (dB) | region area share |",
         "|---|---|---|---|---|",
     ]
+    if rep["sr_quality"] is None:
+        lines.append(
+            f"| (not scored: no test image is at least {cfg['data']['size'] * cfg['data']['scale']} px natively) "
+            "| | | | |"
+        )
     for name, q in (rep["sr_quality"] or {}).items():
         lines.append(
             f"| {name} | {pm(q['region_psnr'])} | {pm(q['region_ssim'])} | {pm(q['image_psnr'])} | {q['region_area_share']:.3f} |"

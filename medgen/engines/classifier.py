@@ -1,4 +1,9 @@
-"""Training and prediction for the multi-label ViT classifier (MONAI ``SupervisedTrainer`` on in-memory tensors).
+"""Training and prediction for the multi-label ViT classifier (MONAI ``SupervisedTrainer`` on in-memory tensors),
+and the pieces of the bundle's train / evaluate workflows on any data source (``medgen.data.datalist``).
+
+Labels a dataset does not state (``label_mask`` 0: blank or uncertain CSV cells, labels the dataset lacks after
+projection onto another label list) are NaN targets: :class:`MaskedMultiLabelBCELoss` leaves them out of the loss
+and :func:`masked_auroc_per_class` out of the AUROC.
 
 Augmentation (MONAI dictionary transforms): small rotation, affine scale/translate, intensity scale/shift and
 contrast. Horizontal flip is OFF by default: flipping a chest radiograph moves the heart to the right (dextrocardia),
@@ -16,11 +21,16 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ClassificationTargetd",
+    "MaskedMultiLabelBCELoss",
+    "checkpoint_labels",
+    "classifier_data_transforms",
     "classifier_train_transforms",
-    "phantom_classification_items",
+    "masked_auroc_metric",
+    "masked_auroc_per_class",
+    "masked_mean_auroc",
     "predict_probabilities",
     "train_classifier",
-    "write_phantom_pngs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +90,8 @@ def train_classifier(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> nn.Module:
-    """Train ``model`` on (N, 1, H, W) images and (N, C) 0/1 labels with BCE (+ per-class ``pos_weight``).
+    """Train ``model`` on (N, 1, H, W) images and (N, C) 0/1 labels (NaN: not stated, left out of the loss) with BCE
+    (+ per-class ``pos_weight``).
 
     AdamW with a one-cycle (warm-up + cosine) schedule, stepped per iteration; ``warmup`` is the fraction of the
     iterations spent rising to ``lr``. ``grad_clip``: the gradients' global L2 norm is clipped to this value before
@@ -92,7 +103,7 @@ def train_classifier(
     from monai.handlers import LrScheduleHandler
     from monai.utils import set_determinism
 
-    from medgen.losses.classification import MultiLabelBCELoss, pos_weight_from_labels
+    from medgen.losses.classification import pos_weight_from_labels
 
     if images.ndim != 4 or images.shape[1] != 1:
         raise ValueError(f"train_classifier: images must be (N, 1, H, W), got {tuple(images.shape)}")
@@ -112,7 +123,8 @@ def train_classifier(
     loader = DataLoader(
         Dataset(items, transform=transform), batch_size=batch_size, shuffle=True, num_workers=0
     )
-    pw = pos_weight_from_labels(labels).to(device) if pos_weight else None
+    # unstated labels (NaN) are left out of the loss; pos_weight counts them as negatives (an approximation)
+    pw = pos_weight_from_labels(torch.nan_to_num(labels.float(), nan=0.0)).to(device) if pos_weight else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, epochs * len(loader))
     sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
@@ -122,7 +134,7 @@ def train_classifier(
         train_data_loader=loader,
         network=model,
         optimizer=optimizer,
-        loss_function=MultiLabelBCELoss(pos_weight=pw),
+        loss_function=MaskedMultiLabelBCELoss(pos_weight=pw),
         train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False)],
         decollate=False,
     )
@@ -154,55 +166,152 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: in
     return out
 
 
-def phantom_classification_items(
-    split: str = "train",
-    n: int = 600,
-    size: int = 128,
-    seed: int = 0,
-    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
-) -> list[dict[str, Any]]:
-    """Phantom items ``{"image": (1, H, W), "label": (C,), "patient_id"}`` of one patient-level split.
+# -- the bundle's data path (train / evaluate on the phantom or a user's folder) ---------------------------------
+class ClassificationTargetd:
+    """Item -> ``{"image", "label"}`` with ``label`` over ``labels`` and NaN where the label is not stated.
 
-    ``split`` is ``train``, ``val`` or ``test`` of :func:`medgen.data.split.patient_split` over studies
-    ``0..n-1`` of phantom set ``seed``: no patient is in two splits.
+    ``label`` is taken over the item's own ``labels`` names (readers and the phantom give them), projected with
+    :func:`medgen.data.labels.project_labels` onto ``labels`` when those differ (labels the data lack become NaN);
+    entries with ``label_mask`` 0 become NaN. Every other key is dropped, so collation never meets the readers'
+    variable-length extras (boxes, report text, metadata).
     """
-    from medgen.data.phantom import patient_of, render_phantom
-    from medgen.data.split import patient_split
 
-    names = ("train", "val", "test")
-    if split not in names:
-        raise ValueError(f"phantom_classification_items: split must be one of {names}, got {split!r}")
-    items = [{"index": i, "patient_id": patient_of(i, seed)[0]} for i in range(int(n))]
-    chosen = patient_split(items, fractions, seed=seed)[names.index(split)]
-    out = []
-    for it in chosen:
-        s = render_phantom(it["index"], size, seed)
-        out.append(
-            {
-                "image": s.image[None].astype(np.float32),
-                "label": s.labels.astype(np.float32),
-                "patient_id": s.patient_id,
-            }
+    def __init__(self, labels: Any = None, keys: tuple[str, ...] = ("image", "label")) -> None:
+        self.labels = None if labels is None else list(labels)
+        self.keys = tuple(keys)
+
+    def __call__(self, data: dict) -> dict:
+        label = np.asarray(data["label"], dtype=np.float32)
+        mask = data.get("label_mask")
+        if mask is not None and not np.all(np.asarray(mask) > 0):
+            label = np.where(np.asarray(mask) > 0, label, np.float32(np.nan)).astype(np.float32)
+        source = data.get("labels")
+        if self.labels is not None and source is not None and list(source) != self.labels:
+            from medgen.data.labels import project_labels
+
+            label = project_labels(label, list(source), self.labels)
+        elif self.labels is not None and label.shape[-1] != len(self.labels):
+            raise ValueError(
+                f"ClassificationTargetd: item has {label.shape[-1]} labels but the classifier has "
+                f"{len(self.labels)} ({self.labels}) and the item gives no `labels` names to project from"
+            )
+        out = {k: data[k] for k in self.keys if k in data and k != "label"}
+        out["label"] = label
+        return out
+
+
+def classifier_data_transforms(
+    size: int, labels: Any = None, augment: bool = False, **augment_kwargs: Any
+) -> Any:
+    """The bundle's transform chain, one flat MONAI ``Compose``: ``LoadRadiographd`` -> the inference resize
+    (:func:`medgen.inferers.attention_sr.classifier_preprocessd`: centred square pad, area resize to ``size``)
+    -> :class:`ClassificationTargetd` -> with ``augment`` the :func:`classifier_train_transforms` augmentation.
+
+    Flat on purpose: a nested ``Compose`` is itself randomisable and would shift the seeds that
+    ``set_random_state`` hands the augmentations (the phantom's figures stay those of the augmentation alone).
+    Phantom items (in-memory arrays at ``size``) pass the loader and the resize unchanged.
+    """
+    from monai.transforms import Compose
+
+    from medgen.inferers.attention_sr import classifier_preprocessd
+
+    chain = [*classifier_preprocessd(size).transforms, ClassificationTargetd(labels)]
+    if augment:
+        chain += list(classifier_train_transforms(size=size, **augment_kwargs).transforms)
+    return Compose(chain)
+
+
+class MaskedMultiLabelBCELoss(nn.Module):
+    """:class:`~medgen.losses.classification.MultiLabelBCELoss` that leaves NaN targets (unstated labels) out.
+
+    Without NaN targets it is exactly ``MultiLabelBCELoss`` (same call, same value). With them, the mean is over
+    the stated (finite) entries only; a batch with none gives a zero loss that still has a gradient path.
+    """
+
+    def __init__(self, pos_weight: Any = None) -> None:
+        super().__init__()
+        from medgen.losses.classification import MultiLabelBCELoss
+
+        self.bce = MultiLabelBCELoss(pos_weight=pos_weight)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        target = target.to(input.dtype)
+        stated = torch.isfinite(target)
+        if bool(stated.all()):
+            return self.bce(input, target)
+        if input.shape != target.shape:
+            return self.bce(input, target)  # the shape error of MultiLabelBCELoss
+        pw = self.bce.pos_weight
+        per = nn.functional.binary_cross_entropy_with_logits(
+            input, torch.where(stated, target, torch.zeros_like(target)), pos_weight=pw, reduction="none"
         )
+        return (per * stated).sum() / stated.sum().clamp_min(1)
+
+
+def masked_auroc_per_class(y_true: Any, y_score: Any) -> np.ndarray:
+    """(C,) AUROC per class over the rows whose label is stated (finite); NaN for a class whose stated labels
+    hold one value only (AUROC undefined: such classes are skipped by :func:`masked_mean_auroc`)."""
+    from medgen.metrics.classification import auroc_per_class
+
+    t = np.asarray(y_true.detach().cpu() if hasattr(y_true, "detach") else y_true, dtype=np.float64)
+    s = np.asarray(y_score.detach().cpu() if hasattr(y_score, "detach") else y_score, dtype=np.float64)
+    if t.ndim == 1:
+        t, s = t[:, None], s[:, None]
+    out = np.full(t.shape[1], np.nan)
+    for c in range(t.shape[1]):
+        rows = np.isfinite(t[:, c])
+        if rows.any():
+            out[c] = auroc_per_class(t[rows, c : c + 1], s[rows, c : c + 1])[0]
     return out
 
 
-def write_phantom_pngs(
-    out_dir: str, n: int = 2, size: int = 128, seed: int = 0, start: int = 100000
-) -> list[dict[str, str]]:
-    """Write ``n`` phantom radiographs as 16-bit PNG (inference inputs) and return ``[{"image": path}]``."""
+def masked_mean_auroc(y_score: Any, y_true: Any) -> float:
+    """Mean AUROC over the classes where it is defined (stated labels of both values); NaN, logged, when none is
+    (a tiny validation / test set). Argument order of Ignite's ``EpochMetric`` compute function."""
+    auc = masked_auroc_per_class(y_true, y_score)
+    if not np.isfinite(auc).any():
+        logger.warning(
+            "AUROC undefined for every class: no class has both a positive and a negative stated label among the "
+            "%d evaluated images; the figure is NaN (use more images)",
+            len(np.asarray(y_true)),
+        )
+        return float("nan")
+    skipped = int((~np.isfinite(auc)).sum())
+    if skipped:
+        logger.info("mean AUROC over %d of %d classes (%d with one label value skipped)", len(auc) - skipped,
+                    len(auc), skipped)  # fmt: skip
+    return float(np.nanmean(auc))
+
+
+def _stack_pred_label(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    from monai.handlers import from_engine
+
+    pred, label = from_engine(["pred", "label"])(output)
+    stack = lambda v: torch.stack([torch.as_tensor(x) for x in v]) if isinstance(v, list | tuple) else v  # noqa: E731
+    return stack(pred).float(), stack(label).float()
+
+
+def masked_auroc_metric() -> Any:
+    """Ignite ``EpochMetric`` of :func:`masked_mean_auroc` on an evaluator's decollated ``pred`` / ``label``
+    (the bundle's ``val_mean_auroc``; gathered across ranks under DDP)."""
+    from ignite.metrics import EpochMetric
+
+    return EpochMetric(masked_mean_auroc, output_transform=_stack_pred_label, check_compute_fn=False)
+
+
+def checkpoint_labels(path: str, default: Any = None) -> list[str]:
+    """The label list stored in a :func:`~medgen.networks.nets.vit_classifier.save_classifier_checkpoint` file,
+    so inference builds the classifier for the labels it was trained on (the phantom's, or a dataset's);
+    ``default`` (the phantom's labels when None) when the file does not exist yet."""
     from pathlib import Path
 
-    from PIL import Image
+    if not Path(path).is_file():
+        if default is None:
+            from medgen.data.labels import PHANTOM_LABELS
 
-    from medgen.data.phantom import render_phantom
-
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    items = []
-    for i in range(int(n)):
-        img = render_phantom(start + i, size, seed).image
-        path = folder / f"phantom_{start + i:06d}.png"
-        Image.fromarray(np.round(img * 65535).astype(np.uint16)).save(path)
-        items.append({"image": str(path)})
-    return items
+            default = PHANTOM_LABELS
+        return list(default)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "labels" not in ckpt:
+        raise ValueError(f"checkpoint {path!r} has no label list; write it with save_classifier_checkpoint")
+    return list(ckpt["labels"])

@@ -29,8 +29,11 @@ __all__ = [
     "AttentionSRPipeline",
     "blend_region",
     "classifier_preprocess",
+    "classifier_preprocessd",
     "feather_weights",
     "infer_attention_sr",
+    "pad_square",
+    "square_offset",
 ]
 
 
@@ -148,6 +151,24 @@ class AttentionSRPipeline:
         return AttentionSROutput(enhanced, logits, maps, boxes, scaled)
 
 
+def pad_square(img: Any) -> torch.Tensor:
+    """Zero-pad a (C, H, W) image to a centred square (to the longer side) as a plain tensor.
+
+    A plain tensor: the radiograph's 2-D affine does not survive MONAI's spatial-pad metadata tracking.
+    """
+    img = torch.as_tensor(img.as_tensor() if hasattr(img, "as_tensor") else img)
+    h, w = int(img.shape[-2]), int(img.shape[-1])
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    return F.pad(img, (left, side - w - left, top, side - h - top))
+
+
+def square_offset(height: int, width: int) -> tuple[int, int, int]:
+    """``(side, top, left)`` of :func:`pad_square` for an image of ``height`` x ``width``."""
+    side = max(int(height), int(width))
+    return side, (side - int(height)) // 2, (side - int(width)) // 2
+
+
 def classifier_preprocess(size: int) -> Any:
     """File -> (1, ``size``, ``size``) float tensor in [0, 1]: the same path training data takes.
 
@@ -155,21 +176,30 @@ def classifier_preprocess(size: int) -> Any:
     MONOCHROME1 inversion, 8/16-bit PNG, NIfTI; scaled by the stored bit depth), zero padding of a non-square
     image to a centred square (to the longer side: the anatomy keeps its aspect ratio instead of
     being stretched), then area resizing to ``size``. The phantom training images are square renders at
-    ``size``, for which the last two steps are no-ops.
+    ``size``, for which the last two steps are no-ops. :func:`classifier_preprocessd` is the same chain on
+    dictionary items (the bundle's train / evaluate data).
     """
     from monai.transforms import Compose, Lambda, Resize
 
     from medgen.transforms.io import LoadRadiograph
 
-    def pad_square(img: torch.Tensor) -> torch.Tensor:
-        # plain tensor: the radiograph's 2-D affine does not survive MONAI's spatial-pad metadata tracking
-        img = torch.as_tensor(img.as_tensor() if hasattr(img, "as_tensor") else img)
-        h, w = int(img.shape[-2]), int(img.shape[-1])
-        side = max(h, w)
-        top, left = (side - h) // 2, (side - w) // 2
-        return F.pad(img, (left, side - w - left, top, side - h - top))
-
     return Compose([LoadRadiograph(), Lambda(pad_square), Resize((size, size), mode="area")])
+
+
+def classifier_preprocessd(size: int, keys: str | Sequence[str] = "image") -> Any:
+    """Dictionary form of :func:`classifier_preprocess`: ``LoadRadiographd`` (file paths, or in-memory phantom
+    arrays passed through), centred square padding and area resizing to ``size`` on ``keys``."""
+    from monai.transforms import Compose, Lambdad, Resized
+
+    from medgen.transforms.io import LoadRadiographd
+
+    return Compose(
+        [
+            LoadRadiographd(keys=keys),
+            Lambdad(keys=keys, func=pad_square),
+            Resized(keys=keys, spatial_size=(size, size), mode="area"),
+        ]
+    )
 
 
 def infer_attention_sr(

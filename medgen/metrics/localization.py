@@ -12,6 +12,9 @@ Both are reported beside a uniform-attention baseline (an attention map that pre
 pointing-game hit rate and mass share both equal the mask's area share, so a map must beat the mask size to
 show localisation. With a pointing tolerance the random point's hit rate is the share of the mask dilated by the
 tolerance (``uniform_pointing_baseline``).
+
+Real datasets with finding bounding boxes (NIH ``BBox_List_2017.csv``) are scored on box masks at the classifier's
+input resolution (:func:`boxes_to_masks`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["attention_mass_share", "localization_report", "pointing_game_hit"]
+__all__ = ["attention_mass_share", "boxes_to_masks", "localization_report", "pointing_game_hit"]
 
 
 def _np(a: Any) -> np.ndarray:
@@ -135,3 +138,39 @@ def localization_report(
         "per_finding": {k: summary(v) for k, v in sorted(rows.items())},
         "tolerance_px": float(tolerance),
     }
+
+
+def boxes_to_masks(
+    boxes: Sequence[Mapping[str, Any]],
+    image_hw: tuple[int, int],
+    size: int,
+    box_scale: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """Finding bounding boxes of a native image as ``{finding: bool (size, size) mask}`` at the classifier's input.
+
+    The boxes (``{"label", "box": [x, y, w, h]}``, the ``nih_cxr14`` reader's ``boxes``) go through the same
+    geometry as the image: centred zero padding to a square of the longer side
+    (:func:`medgen.inferers.attention_sr.pad_square`), then resizing to ``size``. Several boxes of one finding are
+    united. A box covers every pixel it overlaps (at least one).
+
+    Args:
+        boxes: the item's boxes (pixels of the image the coordinates refer to).
+        image_hw: (height, width) of the native image file.
+        size: side of the classifier's square input.
+        box_scale: factor from the box coordinates to the file's pixels (NIH boxes refer to the 1024-px
+            originals: ``file_side / 1024`` for a downsampled copy).
+    """
+    h, w = int(image_hw[0]), int(image_hw[1])
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    f = size / side
+    out: dict[str, np.ndarray] = {}
+    for b in boxes:
+        x, y, bw, bh = (float(v) * box_scale for v in b["box"])
+        x0, y0 = int(np.floor((x + left) * f)), int(np.floor((y + top) * f))
+        x1, y1 = int(np.ceil((x + bw + left) * f)), int(np.ceil((y + bh + top) * f))
+        x0, y0 = min(max(x0, 0), size - 1), min(max(y0, 0), size - 1)
+        x1, y1 = min(max(x1, x0 + 1), size), min(max(y1, y0 + 1), size)
+        m = out.setdefault(str(b["label"]), np.zeros((size, size), bool))
+        m[y0:y1, x0:x1] = True
+    return out
