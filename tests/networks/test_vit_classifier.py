@@ -62,12 +62,27 @@ def test_pos_weight_and_bce():
 def test_pretrained_path_loads_local_weights_only(tmp_path):
     import timm
 
-    source = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=1000, in_chans=1)
+    # an ImageNet-style RGB checkpoint (3 input channels, 1000-class head) into the 1-channel radiograph ViT
+    source = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=1000, in_chans=3)
     torch.save(source.state_dict(), tmp_path / "vit_tiny.pth")
     net = ViTClassifier(
         LABELS, timm_name="vit_tiny_patch16_224", pretrained_path=tmp_path / "vit_tiny.pth", in_chans=1
     )
     assert torch.equal(net.vit.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    rgb = source.patch_embed.proj.weight
+    assert net.vit.patch_embed.proj.weight.shape[1] == 1
+    # timm's adapt_input_conv: the RGB kernels summed, so a grey image x gives what RGB (x, x, x) gave
+    torch.testing.assert_close(net.vit.patch_embed.proj.weight, rgb.sum(dim=1, keepdim=True))
+    from safetensors.torch import save_file
+
+    save_file(source.state_dict(), str(tmp_path / "vit_tiny.safetensors"))
+    net2 = ViTClassifier(
+        LABELS,
+        timm_name="vit_tiny_patch16_224",
+        pretrained_path=tmp_path / "vit_tiny.safetensors",
+        in_chans=1,
+    )
+    assert torch.equal(net2.vit.patch_embed.proj.weight, net.vit.patch_embed.proj.weight)
     assert net.vit.head.out_features == len(LABELS)  # the head follows the config's labels, not the file's
     # full.yaml's combination: pretrained timm ViT + csra head (+ local attention) from the same local file
     csra = ViTClassifier(

@@ -371,19 +371,46 @@ def load_classifier_checkpoint(
 
 
 def _load_local_vit_weights(vit: nn.Module, path: Path) -> None:
-    """Initialise a timm ViT from a local file only (never a hub): ``.npz`` (the original JAX ImageNet-21k
-    release, through timm's own converter) or a ``.pth``/``.safetensors`` state dict read with
-    ``weights_only=True``. The classification head is left out: its size follows this config's label list.
+    """Initialise a timm ViT from a local file only (never a hub), through timm's own loading path.
+
+    ``.npz``: the original JAX ImageNet-21k release, through timm's converter. ``.pth`` / ``.safetensors``:
+    ``timm.models.load_state_dict`` (``weights_only``; ``state_dict`` / ``model`` / EMA entries and ``module.``
+    prefixes cleaned), the ViT's ``checkpoint_filter_fn`` (position embeddings and patch kernel resampled to this
+    ViT's grid) and ``adapt_input_conv`` when the checkpoint's input channels differ (an ImageNet RGB stem into
+    a 1-channel radiograph ViT: timm sums the RGB kernels, as its ``_builder.load_pretrained`` does). The
+    classification head is left out: its size follows this config's label list.
     """
     if path.suffix == ".npz":
         vit.load_pretrained(str(path))  # timm's converter for the original JAX checkpoints
         return
-    from medgen.handlers.checkpoint import load_checkpoint
+    from timm.models import load_state_dict
+    from timm.models._manipulate import adapt_input_conv
+    from timm.models.vision_transformer import checkpoint_filter_fn
 
-    state = load_checkpoint(path)
-    state = state.get("model", state.get("state_dict", state))
-    head = {k for k in state if k.startswith("head.")}
-    missing, unexpected = vit.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
+    if not path.is_file():
+        raise ValueError(
+            f"ViTClassifier: pretrained_path {str(path)!r} does not exist; point it at a local file."
+        )
+    try:
+        state = load_state_dict(str(path), weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"ViTClassifier: cannot read pretrained_path {str(path)!r} ({type(exc).__name__}: {exc}); it must be a "
+            "timm/PyTorch state dict (.pth) or .safetensors file of plain tensors."
+        ) from exc
+    state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    first = vit.pretrained_cfg.get("first_conv", "patch_embed.proj") + ".weight"
+    own = dict(vit.state_dict())
+    if (
+        first in state
+        and first in own
+        and state[first].ndim == 4
+        and state[first].shape[1] != own[first].shape[1]
+    ):
+        state[first] = adapt_input_conv(own[first].shape[1], state[first])
+    if "pos_embed" in state or "patch_embed.proj.weight" in state:
+        state = checkpoint_filter_fn(state, vit)
+    missing, unexpected = vit.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("head.")]
     if missing or unexpected:
         raise ValueError(
