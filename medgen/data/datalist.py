@@ -467,4 +467,5 @@ def inference_items(
         report_dir=output_dir,
         on_error=on_error,
     )
-    return [{"image": it["image"], "patient_id": it["patient_id"]} for it in result.train]
+    keep = ("image", "patient_id", "name")  # name: the path below dataset_dir, kept by SaveRadiographd
+    return [{k: it[k] for k in keep if k in it} for it in result.train]

@@ -33,10 +33,16 @@ def test_inference_workflow_keeps_format_and_brightness(bundle_root, tmp_path):
     grey = np.round(255 * (0.5 + 0.3 * np.sin(x / 6.0) * np.cos(y / 5.0))).astype(np.uint8)
     Image.fromarray(grey).save(data / "eight.png")
     Image.fromarray(grey).convert("RGB").save(data / "sub" / "rgb.png")
+    Image.fromarray(grey).save(data / "sub" / "eight.png")  # same name, other folder: must not overwrite
     args = ["run", "cxr_sr_distillation", "inference", "--bundle-root", str(bundle_root)]
     assert main([*args, "--set", f"dataset_dir={data}", "--set", "tile_size=16"]) == 0
     out = bundle_root / "runs" / "inference"
-    for name in ("eight_sr.png", "rgb_sr.png"):
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == [
+        "eight_sr.png",
+        "sub/eight_sr.png",
+        "sub/rgb_sr.png",
+    ]
+    for name in ("eight_sr.png", "sub/rgb_sr.png"):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.mode == "L" and im.size == (160, 128)
             sr = np.asarray(im).astype(np.float64)

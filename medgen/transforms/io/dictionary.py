@@ -47,6 +47,9 @@ class SaveRadiographd(MapTransform):
         keys: keys of the images to write (e.g. ``pred``).
         source_key: key of the loaded source image whose meta describes the output format.
         output_dir, output_postfix, jpeg_quality: passed to :class:`SaveRadiograph`.
+        name_key: key of the source's path relative to the input folder (``name``, as the folder readers and
+            :func:`medgen.data.datalist.inference_items` give it): outputs keep that sub-folder, so two inputs
+            with the same file name in different folders do not overwrite each other. Absent: flat output.
         allow_missing_keys: do not raise when a key is absent.
     """
 
@@ -57,10 +60,11 @@ class SaveRadiographd(MapTransform):
         output_dir: str | Path = ".",
         output_postfix: str = "sr",
         jpeg_quality: int = 95,
+        name_key: str = "name",
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.source_key = source_key
+        self.source_key, self.name_key = source_key, name_key
         self.saver = SaveRadiograph(output_dir, output_postfix, jpeg_quality)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -72,6 +76,10 @@ class SaveRadiographd(MapTransform):
                 f"SaveRadiographd: d[{self.source_key!r}] has no LoadRadiograph meta; set source_key to the key "
                 f"that LoadRadiographd filled (keys present: {sorted(map(str, d))})."
             )
+        target = self.saver.output_path(dict(meta))
+        name = d.get(self.name_key)
+        if isinstance(name, str) and Path(name).parent != Path("."):
+            target = target.parent / Path(name).parent / target.name
         for key in self.key_iterator(d):
-            d[f"{key}_path"] = str(self.saver(d[key], meta=dict(meta)))
+            d[f"{key}_path"] = str(self.saver(d[key], meta=dict(meta), filename=target))
         return d
