@@ -7,11 +7,18 @@ images with the shaved, ``data_range=1`` PSNR/SSIM of :mod:`medgen.metrics.image
 
 Pairs are made by :class:`medgen.transforms.degradation.PairedDegradationd` (blur, anti-aliased downsampling,
 noise); training crops the HR patch first and degrades the patch, so every pair is exactly aligned.
+
+Data come from :func:`medgen.data.datalist.load_datalist` (the phantom's arrays or a real folder's file paths);
+every transform here starts with :class:`medgen.transforms.io.LoadRadiographd`, so real images are used at their
+own size: random HR patches for training (:func:`sr_train_dataset` caches the loaded images when they fit a RAM
+budget), whole images cropped to a multiple of ``scale`` for validation and evaluation.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +29,8 @@ from torch import nn
 
 from medgen.metrics.image import sr_metric_handlers
 from medgen.registry import register
+
+logger = logging.getLogger("medgen.sr")
 
 LR_KEY, HR_KEY = "lr", "hr"
 
@@ -113,6 +122,12 @@ def resolve_degradations(
     return out
 
 
+def _drop_meta() -> EnsureTyped:
+    """The loaded image as a plain float32 tensor: SR pairs need no affine, and MONAI's spatial transforms
+    cannot update ``LoadRadiograph``'s 2-element ``pixdim`` (they write ``pixdim[1:4]``)."""
+    return EnsureTyped("image", track_meta=False, dtype=torch.float32)
+
+
 def sr_patch_transform(
     scale: int = 4,
     lr_patch: int = 48,
@@ -122,8 +137,14 @@ def sr_patch_transform(
     flip: bool = True,
     degradations: Sequence[str | Mapping[str, Any]] | None = None,
     weights: Sequence[float] | None = None,
+    loader_kwargs: Mapping[str, Any] | None = None,
 ) -> Compose:
-    """Training transform: random HR patch of ``lr_patch * scale`` pixels, optional flips, then degradation.
+    """Training transform: load, random HR patch of ``lr_patch * scale`` pixels, optional flips, degradation.
+
+    The chain starts with :class:`medgen.transforms.io.LoadRadiographd` (real items hold file paths; the
+    phantom's in-memory arrays pass through unchanged, ``loader_kwargs`` are its options), so the patch is cut
+    from the image at its own size. The loader is the only deterministic step before the first random one:
+    :func:`sr_train_dataset` caches its output (MONAI ``CacheDataset``) and crops after the cache boundary.
 
     With ``degradations`` (names of :data:`DEGRADATIONS` or dicts, see :func:`resolve_degradations`) each
     patch is degraded by one of them, drawn by MONAI :class:`~monai.transforms.OneOf` (uniformly, or by
@@ -131,7 +152,13 @@ def sr_patch_transform(
     :class:`medgen.handlers.checkpoint.EpochSeed`) make it reproducible. Without it, one degradation built
     from ``blur_sigma`` / ``poisson_peak`` / ``gaussian_std``.
     """
-    steps: list[Callable] = [RandSpatialCropd("image", roi_size=(lr_patch * scale,) * 2, random_size=False)]
+    from medgen.transforms.io import LoadRadiographd
+
+    steps: list[Callable] = [
+        LoadRadiographd("image", **dict(loader_kwargs or {})),  # file path -> (1, H, W); arrays pass through
+        _drop_meta(),
+        RandSpatialCropd("image", roi_size=(lr_patch * scale,) * 2, random_size=False),
+    ]
     if flip:
         steps.append(RandFlipd("image", prob=0.5, spatial_axis=1))  # left-right only: radiographs are upright
     if degradations is not None:
@@ -163,19 +190,42 @@ def sr_whole_image_transform(
     poisson_peak: float | None = None,
     gaussian_std: float | None = None,
     seed: int = 0,
+    crop: int | None = None,
+    loader_kwargs: Mapping[str, Any] | None = None,
 ) -> Compose:
-    """Evaluation transform: the whole HR image and its degraded LR (noise drawn from a fixed ``seed``).
+    """Evaluation transform: the whole HR image (loaded at its own size) and its degraded LR.
 
-    The ``Compose`` itself is seeded (it reseeds its children; otherwise it would draw a seed from MONAI's
-    global one, which is random unless ``set_determinism`` ran), so the noise depends on ``seed`` only.
+    The image is loaded by :class:`~medgen.transforms.io.LoadRadiographd` (arrays pass through), centre-cropped
+    to ``crop`` x ``crop`` HR pixels when ``crop`` is given (``eval_crop``: bounds the cost of very large
+    images; a smaller side is kept whole), and cropped bottom/right to a multiple of ``scale`` (at most
+    ``scale - 1`` rows/columns; the HR returned is the cropped one, so the pair stays aligned). The noise is
+    drawn from a fixed ``seed``: the ``Compose`` itself is seeded (it reseeds its children; otherwise it would
+    draw a seed from MONAI's global one), so the noise depends on ``seed`` only.
     """
-    return Compose(
-        [
-            _degradation(scale, blur_sigma, poisson_peak, gaussian_std, seed),
-            SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
-            EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
-        ]
-    ).set_random_state(seed=seed)
+    from monai.transforms import CenterSpatialCropd
+
+    from medgen.transforms.degradation import PairedDegradationd
+    from medgen.transforms.io import LoadRadiographd
+
+    steps: list[Callable] = [LoadRadiographd("image", **dict(loader_kwargs or {})), _drop_meta()]
+    if crop:
+        steps.append(CenterSpatialCropd("image", roi_size=(int(crop), int(crop))))
+    degrade = PairedDegradationd(
+        keys="image",
+        lr_key=LR_KEY,
+        hr_key=HR_KEY,
+        scale=scale,
+        blur_sigma=blur_sigma,
+        poisson_peak=poisson_peak,
+        gaussian_std=gaussian_std,
+        crop_to_multiple=True,
+    ).set_random_state(seed)
+    steps += [
+        degrade,
+        SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
+        EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
+    ]
+    return Compose(steps).set_random_state(seed=seed)
 
 
 def sr_validation_items(
@@ -183,17 +233,25 @@ def sr_validation_items(
     scale: int = 4,
     degradations: Sequence[str | Mapping[str, Any]] = ("bicubic",),
     seed: int = 0,
+    crop: int | None = None,
+    loader_kwargs: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Whole-image validation pairs for every item under every degradation, made once (fixed noise).
 
     Returns ``len(items) * len(degradations)`` dicts with ``lr``, ``hr``, ``patient_id`` and ``degradation``
     (its name), so validating a model trained on several degradations scores all of them, and every
     validation round sees the same LR images. Ranges in a custom degradation are drawn once per image.
+    Real items (file paths) are loaded once, at their own size; ``crop`` as in
+    :func:`sr_whole_image_transform`.
     """
+    from medgen.transforms.io import LoadRadiographd
+
+    load = LoadRadiographd("image", **dict(loader_kwargs or {}))
+    loaded = [load(dict(it)) for it in items]
     out = []
     for name, kw in resolve_degradations(degradations):
-        transform = sr_whole_image_transform(scale, **kw, seed=seed)
-        for it in items:
+        transform = sr_whole_image_transform(scale, **kw, seed=seed, crop=crop)
+        for it in loaded:
             pair = transform(dict(it))
             out.append(
                 {
@@ -206,49 +264,148 @@ def sr_validation_items(
     return out
 
 
-def phantom_split_indices(
-    n: int, seed: int = 0, fractions: Sequence[float] = (0.7, 0.1, 0.2), split_seed: int = 0
-) -> tuple[list[int], ...]:
-    """Patient-level split of phantom study indices ``0..n-1`` (no pixels rendered; deterministic)."""
-    from medgen.data.phantom import patient_of
-    from medgen.data.split import patient_split
-
-    items = [{"index": i, "patient_id": patient_of(i, seed)[0]} for i in range(int(n))]
-    return tuple([it["index"] for it in split] for split in patient_split(items, fractions, seed=split_seed))
+# -- real images: sizes, the too-small check and caching ---------------------------------------------------
+CACHE_MODES = ("auto", "memory", "disk", "none")
 
 
-def phantom_sr_items(
-    n: int,
-    hr_size: int = 512,
-    seed: int = 0,
-    fractions: Sequence[float] = (0.7, 0.1, 0.2),
-    split_seed: int = 0,
-    split: int | None = None,
-    hr_noise_scale: float = 1.0,
-) -> Any:
-    """Render phantom studies at ``hr_size``, split by patient (no patient in two splits).
+def image_shape(image: Any) -> tuple[int, int]:
+    """(H, W) of an item's ``image``: an array's last two axes, or a file's header (no pixel decoding).
 
-    Returns one list per fraction of ``{"image", "patient_id", "index"}`` dicts, or only list ``split`` when
-    given (only that split's studies are rendered).
-
-    ``hr_noise_scale`` is the phantom's ``noise_scale`` (quantum-noise std factor) of the HR reference: real SR
-    targets (e.g. NIH PNGs) are downsampled from larger detector images, which averages quantum noise away, so
-    an SR dataset wants a low-noise HR (0.25 = 16x dose). Per-pixel noise in the HR is not predictable from an
-    x4-downsampled LR and only caps every method's PSNR.
+    PNG/JPEG via Pillow (reads the header only), DICOM ``Rows``/``Columns`` (pydicom, stops before pixels),
+    NIfTI from nibabel's header (first two axes); anything else is decoded with ``LoadRadiograph``.
     """
-    from medgen.data.phantom import render_phantom
+    if not isinstance(image, str | Path):
+        return int(image.shape[-2]), int(image.shape[-1])
+    path = Path(image)
+    from medgen.transforms.io.array import detect_format
 
-    def render(indices: list[int]) -> list[dict]:
-        out = []
-        for i in indices:
-            s = render_phantom(i, hr_size, seed, noise_scale=hr_noise_scale)
-            out.append({"image": s.image[None].copy(), "patient_id": s.patient_id, "index": i})
-        return out
+    try:
+        fmt = detect_format(path)
+        if fmt == "pillow":
+            from PIL import Image
 
-    parts = phantom_split_indices(n, seed, fractions, split_seed)
-    if split is not None:
-        return render(parts[split])
-    return tuple(render(p) for p in parts)
+            with Image.open(path) as im:
+                w, h = im.size
+            return int(h), int(w)
+        if fmt == "dicom":
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
+            return int(ds.Rows), int(ds.Columns)
+        if fmt == "nifti":
+            import nibabel
+
+            shape = nibabel.load(str(path)).shape
+            return int(shape[0]), int(shape[1])
+    except Exception:  # an odd header: the loader decides (and names the file when it cannot read it)
+        pass
+    from medgen.transforms.io import LoadRadiograph
+
+    img = LoadRadiograph()(path)
+    return int(img.shape[-2]), int(img.shape[-1])
+
+
+def check_sr_images(
+    items: Sequence[Mapping[str, Any]], min_size: int, what: str = "training", fix: str = ""
+) -> list[tuple[int, int]]:
+    """(H, W) of every item; a DataError naming every image smaller than ``min_size`` on either side."""
+    from medgen.data.errors import DataError
+
+    shapes = [image_shape(it["image"]) for it in items]
+    small = [(it, hw) for it, hw in zip(items, shapes, strict=True) if min(hw) < min_size]
+    if small:
+        names = [
+            f"{it['image'] if isinstance(it['image'], str | Path) else it.get('index', '<array>')} ({h}x{w})"
+            for it, (h, w) in small
+        ]
+        listed = "\n".join(f"  {n}" for n in names[:20]) + (
+            f"\n  ... {len(names) - 20} more" if len(names) > 20 else ""
+        )
+        raise DataError(
+            f"{what}: {len(small)} of {len(items)} image(s) are smaller than the {min_size}x{min_size} HR patch "
+            f"(lr_patch x scale), e.g. {names[0]}: "
+            + (fix or "lower lr_patch (e.g. --set lr_patch=16) or remove such images from dataset_dir")
+            + f". All of them:\n{listed}"
+        )
+    return shapes
+
+
+def sr_train_dataset(
+    data: Sequence[Mapping[str, Any]],
+    transform: Compose,
+    cache: str = "auto",
+    cache_rate: float | None = None,
+    cache_budget_gb: float = 4.0,
+    cache_dir: str | Path | None = None,
+    min_size: int | None = None,
+    num_workers: int = 0,
+) -> Any:
+    """The training dataset: loaded images cached in RAM when they fit, random patches cut after the cache.
+
+    ``transform`` must start with the loader (:func:`sr_patch_transform`); MONAI ``CacheDataset`` caches
+    everything up to the first random transform, i.e. the loaded (1, H, W) float32 image, and crops, flips
+    and degrades a fresh random patch on every access.
+
+    Args:
+        data: training items (file paths or the phantom's arrays).
+        transform: the patch transform.
+        cache: ``"auto"``: estimate the float32 size of the loaded images (H x W x 4 bytes, from the file
+            headers) and cache in RAM (``CacheDataset``) all of them when that fits ``cache_budget_gb``, else
+            the share that fits (the rest is loaded per access); ``"memory"``: ``CacheDataset`` with
+            ``cache_rate`` (default 1); ``"disk"``: ``PersistentDataset`` in ``cache_dir`` (float32 on disk,
+            decoded once); ``"none"``: plain ``Dataset`` (every access decodes the file).
+        cache_rate: fraction cached with ``"memory"`` (``"auto"`` computes it).
+        cache_budget_gb: RAM budget of ``"auto"``.
+        cache_dir: folder of ``"disk"``.
+        min_size: smallest image side accepted (the HR patch, ``lr_patch * scale``); smaller images are
+            refused up front with their file names.
+        num_workers: threads building the cache.
+
+    The choice and the estimate are logged.
+    """
+    from monai.data import CacheDataset, Dataset, PersistentDataset
+
+    from medgen.data.errors import DataError
+
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache={cache!r}; use one of {CACHE_MODES}.")
+    data = list(data)
+    if not data:
+        raise DataError(
+            "training: the train split holds no images; give more images or change split.fractions."
+        )
+    shapes = check_sr_images(data, int(min_size)) if min_size else [image_shape(it["image"]) for it in data]
+    need_gb = sum(h * w * 4 for h, w in shapes) / 1e9
+    if cache == "auto":
+        rate = 1.0 if need_gb <= cache_budget_gb else max(cache_budget_gb, 0.0) / need_gb
+        mode = "memory" if int(len(data) * rate) >= 1 else "none"
+    else:
+        mode, rate = cache, 1.0 if cache_rate is None else float(cache_rate)
+    if mode == "memory":
+        logger.info(
+            "training data: %d images, %.2f GB as float32; cache=%s: CacheDataset holds %.0f%% of them in RAM "
+            "(budget %.1f GB), random patches are cut after the cache",
+            len(data),
+            need_gb,
+            cache,
+            100 * rate,
+            cache_budget_gb,
+        )
+        return CacheDataset(data, transform, cache_rate=rate, num_workers=num_workers or None, progress=False)
+    if mode == "disk":
+        folder = Path(cache_dir or "sr_cache")
+        logger.info("training data: %d images, %.2f GB as float32; cache=disk: PersistentDataset in %s",
+                    len(data), need_gb, folder)  # fmt: skip
+        return PersistentDataset(data, transform, cache_dir=folder)
+    logger.info(
+        "training data: %d images, %.2f GB as float32; cache=%s: no cache (budget %.1f GB), every access loads "
+        "the file",
+        len(data),
+        need_gb,
+        cache,
+        cache_budget_gb,
+    )
+    return Dataset(data, transform)
 
 
 class InterpolationSR(nn.Module):

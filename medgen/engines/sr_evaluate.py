@@ -1,13 +1,16 @@
 """Honest SR evaluation: patient-level test split, baselines in the same script, per-image mean and std.
 
 ``python -m medgen.engines.sr_evaluate --model teacher=models/teacher.pt --model student=models/student.pt``
+(``--dataset-dir DIR`` for a real folder; the phantom otherwise).
 
-For each degradation variant (clean bicubic x4, and blur + noise) it scores bicubic, Lanczos and every model
+The test items come from :func:`medgen.data.datalist.load_datalist` (``splits[2]``, the split the training
+configs use): phantom studies or real images, loaded at their own size by ``LoadRadiographd``. For each
+degradation variant (clean bicubic x4, and blur + noise) it scores bicubic, Lanczos and every model
 on whole HR images of the *test* split (patients never seen in training) with shaved PSNR/SSIM on [0, 1],
 ``data_range=1`` (MONAI metrics under :mod:`medgen.metrics.image`), through MONAI ``SupervisedEvaluator``.
 It also measures parameters, GFLOPs for one LR->HR pass (``torch.utils.flop_counter.FlopCounterMode``, which
 counts convolutions/matmuls: 2 FLOPs per multiply-add; interpolation is not counted) and CPU milliseconds per
-image, then writes ``sr_results.json``, ``sr_results.md`` and ``sr_comparison.png``.
+image (at the first test image's LR size), then writes ``sr_results.json``, ``sr_results.md`` and ``sr_comparison.png``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from medgen.engines.sr import (
     InterpolationSR,
     create_sr_evaluator,
     per_image_metrics,
-    phantom_sr_items,
     sr_whole_image_transform,
 )
 from medgen.metrics.image import summarize
@@ -67,9 +69,13 @@ def gflops(model: nn.Module, lr_size: int = 256) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def ms_per_image(model: nn.Module, lr_size: int = 256, repeats: int = 3) -> float:
-    """Median wall-clock milliseconds of one LR->HR forward pass on CPU (after one warm-up)."""
-    x = torch.rand(1, 1, lr_size, lr_size)
+def ms_per_image(model: nn.Module, lr_size: int | Sequence[int] = 256, repeats: int = 3) -> float:
+    """Median wall-clock milliseconds of one LR->HR forward pass on CPU (after one warm-up).
+
+    ``lr_size``: the LR side, or ``(height, width)``.
+    """
+    h, w = (lr_size, lr_size) if isinstance(lr_size, int) else (int(lr_size[0]), int(lr_size[1]))
+    x = torch.rand(1, 1, h, w)
     times = []
     with torch.inference_mode():
         model(x)
@@ -80,58 +86,89 @@ def ms_per_image(model: nn.Module, lr_size: int = 256, repeats: int = 3) -> floa
     return float(np.median(times))
 
 
+class TiledSRInferer:
+    """MONAI-evaluator ``inferer`` that upscales through :class:`medgen.inferers.sr.SuperResolutionInferer` tiles.
+
+    Bounds memory for very large images (``eval_tile``: LR tile side); tiles are blended so the result agrees
+    with the whole-image output to about 1e-4 (outputs clipped to [0, 1], as the metrics do anyway).
+    """
+
+    def __init__(self, tile_size: int, overlap: float = 0.25, halo: int = 8) -> None:
+        self.tile_size, self.overlap, self.halo = int(tile_size), float(overlap), int(halo)
+
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+        from medgen.inferers.sr import SuperResolutionInferer
+
+        sri = SuperResolutionInferer(
+            network, tile_size=self.tile_size, overlap=self.overlap, halo=self.halo, device=inputs.device
+        )
+        return sri.upscale(inputs).to(inputs.device)
+
+
 def evaluate_sr(
     models: Mapping[str, str | nn.Module],
-    n_studies: int = 40,
-    hr_size: int = 1024,
+    test_items: Sequence[Mapping[str, Any]],
     scale: int = 4,
     seed: int = 0,
-    fractions: Sequence[float] = (0.7, 0.1, 0.2),
-    split_seed: int = 0,
     variants: Sequence[str] = ("bicubic", "blur_noise"),
     shave: int = 4,
     out_dir: str | Path | None = None,
     timing: bool = True,
     figure_models: Sequence[str] | None = None,
     teacher: str | None = "teacher",
-    hr_noise_scale: float = 1.0,
+    data_info: Mapping[str, Any] | None = None,
+    crop: int | None = None,
+    tile: int | None = None,
 ) -> dict[str, Any]:
-    """Score baselines and ``models`` on the phantom test split; write JSON, markdown and a figure.
+    """Score baselines and ``models`` on the test items; write JSON, markdown and a figure.
 
     Args:
         models: label -> checkpoint path or network (scale must equal ``scale``).
-        n_studies: phantom studies before the patient-level split (the same split the training configs use).
-        hr_size: HR size; LR is ``hr_size // scale`` (1024 -> 256 by default).
+        test_items: the test split of :func:`medgen.data.datalist.load_datalist` (``splits[2]``): phantom
+            items (arrays) or real ones (file paths, loaded at their own size, cropped bottom/right to a
+            multiple of ``scale``).
         variants: keys of :data:`VARIANTS`.
         out_dir: where results go (nothing written when None).
-        timing: measure ms per image (CPU, current torch thread count).
+        timing: measure ms per image (CPU, current torch thread count) at the first test image's LR size.
         figure_models: the (student, teacher) labels shown in the figure; default: the last two models.
         teacher: label of the teacher, for the "share of teacher gain" and speed-up columns.
-        hr_noise_scale: quantum-noise factor of the HR reference (see :func:`medgen.engines.sr.phantom_sr_items`);
-            use the value the models were trained with.
+        data_info: ``splits.info`` (dataset, folder, split method, counts), copied into the results.
+        crop: centre-crop every HR test image to ``crop`` x ``crop`` first (``eval_crop``; None: whole image).
+        tile: LR tile side for tiled inference of the models (``eval_tile``; None: whole image at once).
     """
     nets = load_models(models)
     for label, net in nets.items():
         if getattr(net, "scale", scale) != scale:
             raise ValueError(f"model {label!r} has scale {net.scale} but the evaluation uses scale={scale}.")
-    test_items = phantom_sr_items(
-        n_studies, hr_size, seed, fractions, split_seed, split=2, hr_noise_scale=hr_noise_scale
-    )
+    test_items = list(test_items)
     if not test_items:
-        raise ValueError(f"the test split of {n_studies} phantom studies is empty; raise n_studies.")
+        raise ValueError("the test split is empty; give more images (patients) or change split.fractions.")
+    info = dict(data_info or {})
+    first = sr_whole_image_transform(scale, seed=seed, crop=crop)(dict(test_items[0]))
+    hr_h, hr_w = (int(v) for v in first["hr"].shape[-2:])
+    lr_h, lr_w = (int(v) for v in first["lr"].shape[-2:])
     methods: dict[str, nn.Module] = {b: InterpolationSR(scale, b) for b in BASELINES} | nets
+    on_disk = isinstance(test_items[0]["image"], str | Path)
+    dataset = info.get("dataset") or ("image files" if on_disk else "phantom")
+    phantom = dataset == "phantom"
+    kw = info.get("reader_kwargs", {})
+    n_all = sum(s["images"] for s in info["splits"].values()) if "splits" in info else len(test_items)
     results: dict[str, Any] = {
         "setup": {
-            "n_studies": n_studies,
+            "dataset": dataset,
+            "dataset_dir": info.get("dataset_dir"),
+            "n_studies": int(kw.get("n", n_all)) if phantom else n_all,
             "n_test_images": len(test_items),
-            "n_test_patients": len({it["patient_id"] for it in test_items}),
-            "hr_size": hr_size,
-            "hr_noise_scale": hr_noise_scale,
-            "lr_size": hr_size // scale,
+            "n_test_patients": len({str(it["patient_id"]) for it in test_items}),
+            "hr_size": hr_h if hr_h == hr_w else [hr_h, hr_w],
+            "hr_noise_scale": float(kw.get("noise_scale", 1.0)) if phantom else None,
+            "lr_size": lr_h if lr_h == lr_w else [lr_h, lr_w],
+            "eval_crop": crop,
+            "eval_tile": tile,
             "scale": scale,
             "shave": shave,
             "data_range": 1.0,
-            "split": {"fractions": list(fractions), "seed": split_seed, "level": "patient"},
+            "split": {"method": info.get("split_method", ""), "level": "patient"},
             "variants": {v: VARIANTS[v] for v in variants},
             "cpu": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),
@@ -145,19 +182,23 @@ def evaluate_sr(
             info["params"] = sum(p.numel() for p in net.parameters())
             info["gflops_256_to_1024"] = round(gflops(net, 256 if scale == 4 else 1024 // scale), 3)
         if timing:
-            info["ms_per_image_cpu"] = round(ms_per_image(net, hr_size // scale), 1)
+            info["ms_per_image_cpu"] = round(ms_per_image(net, (lr_h, lr_w)), 1)
         results["models"][label] = info
 
     samples: dict[str, dict[str, torch.Tensor]] = {}
     for variant in variants:
         loader = DataLoader(
-            Dataset(test_items, transform=sr_whole_image_transform(scale, **VARIANTS[variant], seed=seed)),
+            Dataset(
+                test_items,
+                transform=sr_whole_image_transform(scale, **VARIANTS[variant], seed=seed, crop=crop),
+            ),
             batch_size=1,
             num_workers=0,
         )
         scores = {}
         for label, net in methods.items():
-            evaluator = create_sr_evaluator(net, loader, shave=shave)
+            extra = {"inferer": TiledSRInferer(tile)} if tile and label not in BASELINES else {}
+            evaluator = create_sr_evaluator(net, loader, shave=shave, **extra)
             with torch.inference_mode():
                 evaluator.run()
             per_image = per_image_metrics(evaluator)
@@ -174,16 +215,17 @@ def evaluate_sr(
                 share = scores[label]["psnr"]["gain_over_bicubic"] / t_gain if t_gain > 0 else float("nan")
                 scores[label]["psnr"]["share_of_teacher_gain"] = share
         results["scores"][variant] = scores
-        first = test_items[0]
-        lr = loader.dataset[0]["lr"][None]
+        pair = loader.dataset[0]
+        lr = pair["lr"][None]
         with torch.inference_mode():
-            samples[variant] = {"lr": lr, "hr": torch.as_tensor(first["image"])[None]} | {
-                k: methods[k](lr).clamp(0, 1) for k in methods
+            samples[variant] = {"lr": lr, "hr": torch.as_tensor(pair["hr"])[None]} | {
+                k: (TiledSRInferer(tile)(lr, m) if tile and k not in BASELINES else m(lr)).clamp(0, 1)
+                for k, m in methods.items()
             }
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "sr_results.json").write_text(json.dumps(results, indent=1))
+        (out / "sr_results.json").write_text(json.dumps(results, indent=1, default=str))
         (out / "sr_results.md").write_text(results_markdown(results, teacher))
         figure = list(figure_models or list(nets)[-2:][::-1])
         save_comparison_figure(samples[variants[0]], figure, out / "sr_comparison.png")
@@ -193,10 +235,20 @@ def evaluate_sr(
 def results_markdown(results: dict[str, Any], teacher: str | None = "teacher") -> str:
     """A markdown table per variant: PSNR/SSIM mean ± std, gains, params, GFLOPs, ms per image."""
     s = results["setup"]
+    if s.get("dataset", "phantom") == "phantom":
+        source = (
+            f"patient-level split of {s['n_studies']} phantom studies), HR {s['hr_size']} (phantom noise_scale "
+            f"{s.get('hr_noise_scale', 1.0)})"
+        )
+    else:
+        crop = f", centre crop {s['eval_crop']}" if s.get("eval_crop") else ""
+        source = (
+            f"patient-level split of {s['n_studies']} {s['dataset']} images in {s['dataset_dir']}), HR at each "
+            f"image's own size{crop}, cropped to a multiple of {s['scale']} (first image {s['hr_size']})"
+        )
     lines = [
-        f"Test split: {s['n_test_images']} images of {s['n_test_patients']} patients (patient-level split of "
-        f"{s['n_studies']} phantom studies), HR {s['hr_size']} (phantom noise_scale "
-        f"{s.get('hr_noise_scale', 1.0)}) from LR {s['lr_size']} (x{s['scale']}); "
+        f"Test split: {s['n_test_images']} images of {s['n_test_patients']} patients ({source} "
+        f"from LR {s['lr_size']} (x{s['scale']}); "
         f"PSNR/SSIM on [0, 1] with data_range=1, {s['shave']}-px border shave, per-image mean ± std. "
         f"CPU timing with {s['torch_threads']} torch threads.",
         "",
@@ -260,37 +312,65 @@ def save_comparison_figure(sample: dict[str, torch.Tensor], models: Sequence[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from medgen.data.datalist import load_datalist
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], help="label=checkpoint.pt (repeatable)")
-    parser.add_argument("--n-studies", type=int, default=40)
-    parser.add_argument("--hr-size", type=int, default=1024)
-    parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", nargs="+", default=["bicubic", "blur_noise"], choices=sorted(VARIANTS))
-    parser.add_argument("--teacher", default="teacher")
-    parser.add_argument("--out", default="runs/sr_eval")
-    parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--dataset-dir", default=None, help="real folder (default: the embedded phantom)")
+    parser.add_argument("--dataset", default=None, help="reader name (default: auto with a folder)")
+    parser.add_argument("--dataset-kwargs", default="{}", help="reader options as JSON/YAML")
+    parser.add_argument("--n-studies", type=int, default=40, help="phantom studies")
+    parser.add_argument("--hr-size", type=int, default=1024, help="phantom HR size")
     parser.add_argument(
         "--hr-noise-scale", type=float, default=1.0, help="phantom quantum-noise factor of the HR reference"
     )
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", default=["bicubic", "blur_noise"], choices=sorted(VARIANTS))
+    parser.add_argument("--teacher", default="teacher")
+    parser.add_argument("--crop", type=int, default=None, help="centre-crop HR test images to this side")
+    parser.add_argument("--tile", type=int, default=None, help="LR tile side for tiled inference")
+    parser.add_argument("--out", default="runs/sr_eval")
+    parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args(argv)
+    import yaml
+
     models = {}
     for spec in args.model:
         label, sep, path = spec.partition("=")
         if not sep:
             parser.error(f"--model {spec!r}: write label=path/to/checkpoint.pt")
         models[label] = path
+    kwargs = dict(yaml.safe_load(args.dataset_kwargs) or {})
+    if not args.dataset_dir:
+        phantom = {
+            "n": args.n_studies,
+            "size": args.hr_size,
+            "seed": args.seed,
+            "noise_scale": args.hr_noise_scale,
+        }
+        kwargs = phantom | kwargs
+    splits = load_datalist(
+        args.dataset,
+        args.dataset_dir,
+        kwargs,
+        {"seed": args.split_seed},
+        workflow="evaluate",
+        report_dir=args.out,
+    )
     results = evaluate_sr(
         models,
-        args.n_studies,
-        args.hr_size,
+        splits[2],
         args.scale,
         args.seed,
         variants=args.variants,
         out_dir=args.out,
         timing=not args.no_timing,
         teacher=args.teacher,
-        hr_noise_scale=args.hr_noise_scale,
+        data_info=splits.info,
+        crop=args.crop,
+        tile=args.tile,
     )
     print(results_markdown(results, args.teacher))
     return 0

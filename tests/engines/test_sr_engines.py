@@ -9,7 +9,6 @@ from medgen.engines.sr import (
     create_sr_evaluator,
     create_sr_trainer,
     per_image_metrics,
-    phantom_sr_items,
     sr_patch_transform,
     sr_validation_items,
     sr_whole_image_transform,
@@ -134,8 +133,15 @@ def test_gan_trainer_updates_both_networks(items):
     assert trainer.state.output["d_loss"] > 0
 
 
+def _phantom(n, size, fractions, noise_scale=1.0):
+    from medgen.data.datalist import load_datalist
+
+    kwargs = {"n": n, "size": size, "noise_scale": noise_scale}
+    return load_datalist("phantom", None, kwargs, {"fractions": fractions})
+
+
 def test_phantom_items_split_by_patient():
-    train, val, test = phantom_sr_items(12, hr_size=128, fractions=(0.5, 0.25, 0.25))
+    train, val, test = _phantom(12, 128, (0.5, 0.25, 0.25))
     assert len(train) + len(val) + len(test) == 12
     groups = [{it["patient_id"] for it in split} for split in (train, val, test)]
     assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
@@ -143,13 +149,13 @@ def test_phantom_items_split_by_patient():
 
 
 def test_phantom_items_low_noise_hr_reference():
-    """``hr_noise_scale`` lowers the HR reference's quantum noise; split, patients and anatomy stay the same."""
+    """``noise_scale`` (the bundle's ``hr_noise_scale``) lowers the HR reference's quantum noise; split,
+    patients and anatomy stay the same."""
     import numpy as np
 
     from medgen.data.phantom import render_phantom
 
-    kw = dict(n=8, hr_size=256, fractions=(0.5, 0.25, 0.25), split=0)
-    noisy, low = phantom_sr_items(**kw), phantom_sr_items(**kw, hr_noise_scale=0.25)
+    noisy, low = _phantom(8, 256, (0.5, 0.25, 0.25))[0], _phantom(8, 256, (0.5, 0.25, 0.25), 0.25)[0]
     assert [it["index"] for it in noisy] == [it["index"] for it in low]
     assert [it["patient_id"] for it in noisy] == [it["patient_id"] for it in low]
     for a, b in zip(noisy, low):
