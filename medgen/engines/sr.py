@@ -123,8 +123,7 @@ def resolve_degradations(
 
 
 def _drop_meta() -> EnsureTyped:
-    """The loaded image as a plain float32 tensor: SR pairs need no affine, and MONAI's spatial transforms
-    cannot update ``LoadRadiograph``'s 2-element ``pixdim`` (they write ``pixdim[1:4]``)."""
+    """The loaded image as a plain float32 tensor: SR pairs need no affine or metadata (collation is cheaper)."""
     return EnsureTyped("image", track_meta=False, dtype=torch.float32)
 
 

@@ -82,8 +82,9 @@ class LoadRadiograph(Transform):
         bit_depth: override the bit depth of PNG/NIfTI integer data, e.g. 12 for 12-bit values stored in a
             16-bit PNG without rescaling. DICOM files use their BitsStored and refuse this option.
 
-    Metadata (``img.meta``): ``filename_or_obj``, ``format``, ``reader``, ``spacing`` and ``pixdim`` ((row,
-    col) mm; (1, 1) when the file states none, with ``spacing_known`` False), ``bits_stored`` (original bit
+    Metadata (``img.meta``): ``filename_or_obj``, ``format``, ``reader``, ``spacing`` ((row, col) mm, also the
+    affine's ``img.pixdim``; (1, 1) when the file states none, with ``spacing_known`` False; there is no
+    ``pixdim`` meta key, which MONAI's spatial transforms rewrite NIfTI-style), ``bits_stored`` (original bit
     depth; 0 for float data), ``photometric_interpretation`` (as stored), ``inverted`` (MONOCHROME1),
     ``original_shape`` / ``spatial_shape``, ``intensity_range`` (the stored values mapped to 0 and 1),
     ``normalize``, ``voi``, ``frame``; for DICOM ``transfer_syntax`` and ``modality``; for PNG/JPEG
@@ -184,7 +185,6 @@ class LoadRadiograph(Transform):
             "format": {"pillow": "png/jpeg"}.get(fmt, fmt),
             "reader": reader,
             "spacing": sp,
-            "pixdim": sp.copy(),
             "spacing_known": known,
             "bits_stored": int(info.get("bits_stored") or 0),
             "photometric_interpretation": info["photometric_interpretation"],
