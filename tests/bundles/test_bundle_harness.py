@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,15 +48,19 @@ def test_smoke_train_then_inference_then_verify(name, trained_roots, tmp_path_fa
     model = root / "models" / "model.pt"
     assert model.is_file(), "training must write models/model.pt (MONAI Label reads it)"
     assert "inference" in bundle.workflows, "every bundle needs an inference workflow"
+    started = time.time()
     assert main(["run", name, "inference", "--config", "smoke", "--bundle-root", str(root)]) == 0
+    # the zoo convention: predictions under <output_dir>/inference, written by this run (the phantom/synthetic
+    # inputs an inference config writes first live in inference_inputs/ and do not count)
+    out_dir = root / "runs" / "inference"
     outputs = (
-        [p for p in (root / "runs" / "inference").rglob("*") if p.is_file()]
-        if (root / "runs").is_dir()
+        [p for p in out_dir.rglob("*") if p.is_file() and p.stat().st_mtime >= started - 1]
+        if out_dir.is_dir()
         else []
     )
-    if not outputs:
-        outputs = [p for p in root.rglob("*inference*/*") if p.is_file()]
-    assert outputs, f"inference wrote nothing under {root}"
+    inputs = [p for p in (root / "runs" / "inference_inputs").glob("*") if p.is_file()]
+    assert not inputs or len(outputs) >= len(inputs), (outputs, inputs)
+    assert outputs, f"inference wrote nothing under {out_dir}"
     capsys.readouterr()
     assert main(["verify", name, "--out", str(root / "export"), "--bundle-root", str(root)]) == 0
     report = capsys.readouterr().out
