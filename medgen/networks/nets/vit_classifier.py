@@ -12,9 +12,11 @@ Two registered variants:
   ``pretrained_path`` is given. Nothing is ever downloaded; without a path it trains from scratch and says so
   with a warning.
 
-Checkpoints written by :func:`save_classifier_checkpoint` store the label list; :func:`load_classifier_checkpoint`
-refuses a checkpoint whose labels differ from the model's, naming both lists (a silent label-order mismatch would
-make every per-class figure wrong).
+Checkpoints use the one medgen format (:func:`medgen.networks.utils.save_checkpoint`) with the label list as the
+``labels`` extra; :func:`medgen.networks.utils.load_checkpoint` refuses a checkpoint whose labels differ from the
+model's, naming both lists (a silent label-order mismatch would make every per-class figure wrong).
+:func:`save_classifier_checkpoint` / :func:`load_classifier_checkpoint` are those two calls with the labels
+filled in.
 """
 
 from __future__ import annotations
@@ -27,12 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monai.utils import optional_import
 from torch import nn
 
+from medgen.networks.utils import load_checkpoint, read_checkpoint, save_checkpoint
 from medgen.registry import register
-
-timm, _ = optional_import("timm")
 
 logger = logging.getLogger(__name__)
 
@@ -213,11 +213,11 @@ class ViTClassifier(nn.Module):
                         f"ViTClassifier: pretrained_path {str(path)!r} does not exist; point it at a local "
                         f"{timm_name} checkpoint (.pth/.safetensors/.npz) or leave it empty to train from scratch"
                     )
-                self.vit = timm.create_model(timm_name, pretrained=False, **kwargs)
+                self.vit = _timm().create_model(timm_name, pretrained=False, **kwargs)
                 _load_local_vit_weights(self.vit, path)
                 logger.info("ViTClassifier: %s initialised from local checkpoint %s", timm_name, path)
             else:
-                self.vit = timm.create_model(timm_name, pretrained=False, **kwargs)
+                self.vit = _timm().create_model(timm_name, pretrained=False, **kwargs)
                 logger.warning(
                     "ViTClassifier: NO PRETRAINED WEIGHTS for %s (no `pretrained_path` configured): training from "
                     "scratch. Set pretrained_path to a local checkpoint to fine-tune as the paper does.",
@@ -235,7 +235,7 @@ class ViTClassifier(nn.Module):
             if "attn_mask" not in inspect.signature(self.vit.forward_features).parameters:
                 raise ImportError(
                     f"ViTClassifier(local_attention=...) needs a timm whose VisionTransformer.forward_features takes "
-                    f"attn_mask (timm {getattr(timm, '__version__', '?')} does not); upgrade with `pip install -U timm`"
+                    f"attn_mask (timm {getattr(_timm(), '__version__', '?')} does not); upgrade with `pip install -U timm`"
                 )
             self.register_buffer("attn_mask", self._local_mask(self.local_attention), persistent=False)
 
@@ -337,36 +337,35 @@ def vit_base_patch16_224(
     )
 
 
+def _timm() -> Any:
+    """The ``timm`` package, imported on first use, with the install hint when it is missing."""
+    try:
+        import timm
+    except ImportError as exc:
+        raise ImportError("ViTClassifier needs timm: pip install timm (a core dependency of medgen)") from exc
+    return timm
+
+
 def save_classifier_checkpoint(path: str | Path, model: ViTClassifier, **extra: Any) -> Path:
-    """Write ``{"state_dict", "labels", **extra}`` so the label order travels with the weights."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "labels": list(model.labels), **extra}, path)
-    return path
+    """:func:`~medgen.networks.utils.save_checkpoint` with ``labels`` (the logit order) as an extra."""
+    return save_checkpoint(path, model, labels=list(model.labels), **extra)
 
 
 def load_classifier_checkpoint(
     path: str | Path, model: ViTClassifier, map_location: str | torch.device = "cpu"
 ) -> dict:
-    """Load weights written by :func:`save_classifier_checkpoint` into ``model``.
+    """Load a classifier checkpoint into ``model`` and return the checkpoint (its ``labels``, ``seed``...).
 
     Raises:
         ValueError: the checkpoint has no label list, or its labels differ from ``model.labels`` (both named).
     """
-    path = Path(path)
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or "labels" not in ckpt or "state_dict" not in ckpt:
+    ckpt = read_checkpoint(path, map_location=map_location)
+    if "labels" not in ckpt:
         raise ValueError(
-            f"checkpoint {str(path)!r} has no 'labels'/'state_dict' entries; write it with "
+            f"checkpoint {str(path)!r} has no 'labels' entry; write it with "
             f"medgen.networks.nets.vit_classifier.save_classifier_checkpoint"
         )
-    ckpt_labels = tuple(ckpt["labels"])
-    if ckpt_labels != tuple(model.labels):
-        raise ValueError(
-            f"checkpoint {str(path)!r} was trained for labels {list(ckpt_labels)} but the config asks for "
-            f"{list(model.labels)}; use the same label list (and order) or retrain the classifier"
-        )
-    model.load_state_dict(ckpt["state_dict"])
+    load_checkpoint(path, model)  # checks arch and the label list, naming both on a mismatch
     return ckpt
 
 

@@ -18,12 +18,20 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from monai.transforms import Transform
-from monai.utils import optional_import
-
-ndimage, _ = optional_import("scipy.ndimage")
-tv_ops, _ = optional_import("torchvision.ops")
 
 __all__ = ["SelectAttentionRegions", "select_attention_regions"]
+
+
+def _import(module: str, package: str):
+    """``module``, imported when regions are first selected, with the install hint when it is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"select_attention_regions needs {module} (pip install {package}; a core dependency of medgen)"
+        ) from exc
 
 
 def _place(center: int, size: int, limit: int) -> tuple[int, int]:
@@ -64,6 +72,7 @@ def _regions_one(
         )
     if float(amap.max() - amap.min()) <= flat_eps:
         return empty
+    ndimage = _import("scipy.ndimage", "scipy")
     thr = np.percentile(amap, percentile)
     mask = amap >= thr
     labels, n = ndimage.label(mask)
@@ -87,7 +96,9 @@ def _regions_one(
         scores.append(float(comp_mass))
     bt = torch.tensor(boxes, dtype=torch.float32)
     st = torch.tensor(scores, dtype=torch.float32)
-    keep = tv_ops.nms(bt, st, float(nms_iou))[: int(k)]  # sorted by decreasing score
+    keep = _import("torchvision.ops", "torchvision").nms(bt, st, float(nms_iou))[
+        : int(k)
+    ]  # sorted by decreasing score
     return bt[keep].to(torch.int64), st[keep]
 
 
