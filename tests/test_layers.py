@@ -36,16 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 # (importing module, imported module or package) -> why it is allowed for now. Keep it minimal.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("medgen.transforms.io.array", "medgen.data.writers"): (
-        "TODO issue 12: SaveRadiograph's write_like_source calls the DICOM/PNG writers of medgen.data; move "
-        "those writers into medgen.transforms.io (data may import them from there)"
-    ),
-    ("medgen.transforms.display.figure", "medgen.visualize"): (
-        "TODO issue 12: re-export shim of the moved presets figure; delete it once "
-        "tests/transforms/test_display.py and docs/transforms.md use medgen.visualize.presets"
-    ),
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def layer_of(module: str) -> int:

@@ -421,7 +421,7 @@ def write_phantom_inputs(
     the same degradation as training).
     """
     from medgen.data.phantom import render_phantom
-    from medgen.data.writers import write_png16
+    from medgen.transforms.io.writers import write_png16
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -311,7 +311,11 @@ def checkpoint_labels(path: str, default: Any = None) -> list[str]:
 
             default = PHANTOM_LABELS
         return list(default)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "labels" not in ckpt:
-        raise ValueError(f"checkpoint {path!r} has no label list; write it with save_classifier_checkpoint")
+    from medgen.networks.utils import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    if "labels" not in ckpt:
+        raise ValueError(
+            f"checkpoint {path!r} has no label list; write it with medgen.networks.utils.save_checkpoint(..., labels=...)"
+        )
     return list(ckpt["labels"])

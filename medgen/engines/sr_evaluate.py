@@ -278,11 +278,9 @@ def results_markdown(results: dict[str, Any], teacher: str | None = "teacher") -
 
 def save_comparison_figure(sample: dict[str, torch.Tensor], models: Sequence[str], path: str | Path) -> Path:
     """LR | bicubic | models... | HR with a zoomed inset row and absolute-error maps against HR."""
-    import matplotlib
+    from medgen.visualize.pyplot import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     hr = sample["hr"][0, 0].numpy()
     lr_up = torch.nn.functional.interpolate(sample["lr"], size=hr.shape, mode="nearest")[0, 0].numpy()
     cols = [("LR (nearest)", lr_up), ("bicubic", sample["bicubic"][0, 0].numpy())]

@@ -222,8 +222,8 @@ def infer_attention_sr(
     """
     import json
 
-    from medgen.data.writers import write_png16
     from medgen.inferers.region_sr import BicubicBackend
+    from medgen.transforms.io.writers import write_png16
     from medgen.visualize.attention import save_attention_overlay
 
     size = int(getattr(classifier, "img_size", 0) or classifier.vit.patch_embed.img_size[0])

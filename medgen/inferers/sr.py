@@ -3,7 +3,7 @@
 ``SuperResolutionInferer(network)(path_in, path_out)`` reads the image with
 :class:`~medgen.transforms.io.LoadRadiograph` (the one loader: 8/16-bit PNG, JPEG, grey stored as RGB, DICOM
 through its Modality and VOI LUTs with MONOCHROME1 inverted, NIfTI), upscales it whole or tile by tile, and
-writes the result with :class:`~medgen.transforms.io.SaveRadiograph` (writers of :mod:`medgen.data.writers`)
+writes the result with :class:`~medgen.transforms.io.SaveRadiograph` (writers of :mod:`medgen.transforms.io.writers`)
 in the input's format and bit depth:
 
 * PNG: 8-bit in, 8-bit out; 16-bit in, 16-bit out. A grey image stored as RGB (three equal channels) comes
@@ -138,6 +138,11 @@ def network_from_checkpoint(path: str | Path, network_name: str, scale: int) -> 
     if not Path(path).is_file():
         return create_network(network_name, scale=scale)
     ckpt = read_checkpoint(path)
+    if "arch" not in ckpt:
+        raise ValueError(
+            f"{path}: not a medgen checkpoint (no arch/scale recorded; a bare state dict?); write it with "
+            "medgen.networks.utils.save_checkpoint, as the train workflow does for models/<model_name>.pt."
+        )
     if int(ckpt["scale"]) != int(scale):
         raise ValueError(
             f"{path}: the checkpoint is a x{ckpt['scale']} {ckpt['arch']!r} network but scale={scale}; set "

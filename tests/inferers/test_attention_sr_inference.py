@@ -12,9 +12,9 @@ from PIL import Image
 import medgen
 from medgen.data.labels import PHANTOM_LABELS
 from medgen.data.phantom import render_phantom
-from medgen.data.writers import write_dicom, write_nifti, write_png16
 from medgen.inferers.attention_sr import classifier_preprocess, infer_attention_sr
 from medgen.networks.nets.vit_classifier import load_classifier_checkpoint, save_classifier_checkpoint
+from medgen.transforms.io.writers import write_dicom, write_nifti, write_png16
 
 
 def _vit(labels):

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from medgen.data.writers import write_dicom
 from medgen.engines.sr import InterpolationSR
 from medgen.inferers.sr import SuperResolutionInferer
 from medgen.registry import create_network
 from medgen.transforms.degradation import upsample
 from medgen.transforms.io import LoadRadiograph, RadiographLoadError, detect_format
+from medgen.transforms.io.writers import write_dicom
 
 
 def _net(scale=2):

@@ -163,7 +163,7 @@ def test_dictionary_versions():
 def test_preset_figure_is_written(tmp_path):
     from PIL import Image
 
-    from medgen.transforms.display.figure import make_figure
+    from medgen.visualize.presets import make_figure
 
     path = make_figure(tmp_path / "presets.png", size=128)
     assert Image.open(path).size[0] > 400

@@ -16,7 +16,6 @@ from monai.data import MetaTensor
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from medgen.data.writers import write_dicom, write_nifti, write_png16
 from medgen.transforms.io import (
     LoadRadiograph,
     LoadRadiographd,
@@ -24,6 +23,7 @@ from medgen.transforms.io import (
     SaveRadiograph,
     SaveRadiographd,
 )
+from medgen.transforms.io.writers import write_dicom, write_nifti, write_png16
 
 
 def dicom_file(name: str) -> str:

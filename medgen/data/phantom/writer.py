@@ -21,7 +21,7 @@ import numpy as np
 from medgen.data.labels import PHANTOM_LABELS
 from medgen.data.phantom.constants import FORMATS
 from medgen.data.phantom.render import PhantomSample, check_size, render_phantom
-from medgen.data.writers import write_dicom, write_mask_png, write_nifti, write_png16
+from medgen.transforms.io.writers import write_dicom, write_mask_png, write_nifti, write_png16
 
 ANATOMY_BITS = {"lungs": 10, "heart": 11, "thorax": 12}
 

@@ -249,7 +249,7 @@ class SaveRadiograph(Transform):
     The source is described by :class:`LoadRadiograph`'s meta (``filename_or_obj``, ``format``,
     ``file_format``, ``pil_mode``, ``bits_stored``, ``intensity_range``, ``voi``, ``inverted``, ``spacing``,
     ``spatial_shape``). The image may have another size than the source (super-resolution): the pixel
-    spacing is divided by the size ratio. One writer per format, from :mod:`medgen.data.writers`:
+    spacing is divided by the size ratio. One writer per format, from :mod:`medgen.transforms.io.writers`:
 
     * PNG: 8-bit in, 8-bit out; 16-bit in, 16-bit out (``intensity_range`` inverted, so 12-bit data loaded
       with ``bit_depth=12`` stays 12-bit). A grey image stored as RGB/RGBA/LA/palette is written as an 8-bit
@@ -257,7 +257,7 @@ class SaveRadiograph(Transform):
     * JPEG: 8-bit grey baseline JPEG at ``jpeg_quality`` (95: about one grey level of error). JPEG is kept
       rather than switching to PNG so that the output has the type its name and the user's tools expect.
     * DICOM: every tag of the source kept, its pixel encoding too, [0, 1] mapped back through its Modality
-      and VOI LUTs (:func:`medgen.data.writers.write_dicom` with ``source=``); MONOCHROME1 stays MONOCHROME1.
+      and VOI LUTs (:func:`medgen.transforms.io.writers.write_dicom` with ``source=``); MONOCHROME1 stays MONOCHROME1.
     * NIfTI: the source's header and dtype, the affine's in-plane voxel size divided by the size ratio.
 
     Args:
@@ -320,7 +320,7 @@ def _file_format(meta: dict[str, Any]) -> str:
 
 def write_like_source(path: Path, arr01: np.ndarray, meta: dict[str, Any], jpeg_quality: int = 95) -> Path:
     """Write a (H, W) [0, 1] image with the writer of the source's format (see :class:`SaveRadiograph`)."""
-    from medgen.data import writers
+    from medgen.transforms.io import writers
 
     fmt = _file_format(meta)
     source = str(meta["filename_or_obj"])

@@ -342,7 +342,7 @@ def _write_dicom_derived(
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    from medgen.transforms.io.dicom import unit_to_stored
+    from medgen.transforms.io.dicom import unit_to_stored  # same package
 
     if isinstance(source, (str, Path)):
         ds = pydicom.dcmread(str(source), force=True)

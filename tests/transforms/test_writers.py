@@ -11,7 +11,7 @@ import pytest
 from medgen.data.labels import PHANTOM_LABELS
 from medgen.data.phantom import render_phantom
 from medgen.data.phantom.writer import decode_bitfield, write_phantom_dataset
-from medgen.data.writers import read_dicom01, write_dicom, write_nifti, write_png16
+from medgen.transforms.io.writers import read_dicom01, write_dicom, write_nifti, write_png16
 
 TOL = 1.0 / 4095
 
