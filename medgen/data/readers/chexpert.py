@@ -88,8 +88,9 @@ def read_chexpert(
         skip_report: where the skip list goes.
 
     Returns:
-        dicts with ``image``, ``label``, ``label_mask``, ``patient_id`` (``patientNNNNN`` from the path),
-        ``study``, ``sex``, ``age``, ``view`` (Frontal/Lateral), ``projection`` (AP/PA), ``no_finding``.
+        dicts with ``image``, ``label``, ``label_mask``, ``labels`` (the names), ``patient_id``
+        (``patientNNNNN`` from the path), ``study``, ``sex``, ``age``, ``view`` (Frontal/Lateral), ``projection``
+        (AP/PA), ``no_finding``.
     """
     root = require_dir(root, "chexpert")
     split = choose(split, ("train", "valid"), "split")
@@ -128,6 +129,7 @@ def read_chexpert(
             "image": image,
             "label": label,
             "label_mask": mask,
+            "labels": list(labels),
             "patient_id": match.group(1),
             "study": f"{match.group(1)}/{study.group(1)}" if study else match.group(1),
             "view": row["Frontal/Lateral"],

@@ -181,8 +181,8 @@ def read_indiana(
 
     Returns:
         dicts with ``image``, ``report``, each of ``findings``/``impression``/``indication``/``comparison``
-        (cleaned), ``mesh`` (``";"``-joined major tags), ``label``, ``label_mask``, ``patient_id`` (= uid),
-        ``uid``, ``view``.
+        (cleaned), ``mesh`` (``";"``-joined major tags), ``label``, ``label_mask``, ``labels`` (the
+        names), ``patient_id`` (= uid), ``uid``, ``view``.
     """
     root = require_dir(root, "indiana_cxr")
     fmt = choose(fmt, ("auto", "kaggle", "xml"), "fmt")
@@ -262,6 +262,7 @@ def read_indiana(
                     "mesh": ";".join(t.strip() for t in rep["mesh"]),
                     "label": label.copy(),
                     "label_mask": mask.copy(),
+                    "labels": list(labels),
                     "patient_id": rep["uid"],
                     "uid": rep["uid"],
                     "view": view or "",

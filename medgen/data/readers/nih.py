@@ -99,8 +99,8 @@ def read_nih_cxr14(
         skip_report: where the skip list goes with ``on_error="skip"``.
 
     Returns:
-        dicts with ``image`` (path), ``label``/``label_mask`` (float32 over ``labels``), ``patient_id``,
-        ``image_id``, ``follow_up``, ``age``, ``sex``, ``view``, ``original_size`` (w, h),
+        dicts with ``image`` (path), ``label``/``label_mask`` (float32 over ``labels``), ``labels`` (the
+        names), ``patient_id``, ``image_id``, ``follow_up``, ``age``, ``sex``, ``view``, ``original_size`` (w, h),
         ``pixel_spacing`` (x, y), ``no_finding`` and optionally ``boxes``.
     """
     root = require_dir(root, "nih_cxr14")
@@ -161,6 +161,7 @@ def read_nih_cxr14(
             "image": str(image if image is not None else root / "images" / name),
             "label": label,
             "label_mask": mask,
+            "labels": list(labels),
             "patient_id": str(int(row["Patient ID"])) if row["Patient ID"].isdigit() else row["Patient ID"],
             "image_id": name,
             "no_finding": findings == ["No Finding"],
