@@ -61,7 +61,9 @@ def _forbid_phantom(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _images(folder: Path) -> list[str]:
-    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
+    return sorted(
+        str(p) for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)
+    )
 
 
 def _listed(report: dict) -> list[str]:
@@ -94,7 +96,10 @@ def _chexpert(root: Path) -> Path:
         for pid in patients:
             for study in (1, 2) if pid % 2 else (1,):
                 rel = f"{split}/patient{pid:05d}/study{study}/view1_frontal.jpg"
-                values = {"Cardiomegaly": str(pid % 2), "Pleural Effusion": "-1" if pid == 3 else str(study - 1)}
+                values = {
+                    "Cardiomegaly": str(pid % 2),
+                    "Pleural Effusion": "-1" if pid == 3 else str(study - 1),
+                }
                 rows[split].append(chexpert_row(f"CheXpert-v1.0-small/{rel}", values))
                 path = root / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
