@@ -3,8 +3,8 @@
     OMP_NUM_THREADS=1 python benchmarks/attention_classifier_probe.py --n 500 --methods head,rollout
     OMP_NUM_THREADS=1 python benchmarks/attention_classifier_probe.py --head cls --local_attention 0 --csra_temperature 1
 
-Same phantom, patient-level split and base training as ``run_pipeline`` (its ``_split`` and
-``_train_base_classifier``; one seed, 1 thread); the defaults are the pipeline's classifier (csra head,
+Same phantom, patient-level split and base training as ``run_pipeline`` (its ``phantom_split`` and
+``train_base_classifier``; one seed, 1 thread); the defaults are the pipeline's classifier (csra head,
 temperature 10, local attention radius 2, 32-wide 2-conv stem), the options change the data size and the ViT
 (patch, width, depth, heads, conv stem, head, registers, local attention, warm-up). ``--methods`` scores attention
 maps on the test findings' masks (pointing game at tolerance 0 and ``--tolerance`` px); ``--figure`` draws the
@@ -63,25 +63,23 @@ def main() -> None:
     torch.set_num_threads(a.threads)
 
     from medgen.data.labels import PHANTOM_LABELS
-    from medgen.engines.attention_sr_pipeline import (
-        DEFAULT_CONFIG,
-        _merge,
-        _render,
-        _split,
-        _train_base_classifier,
+    from medgen.engines.attention_sr import (
+        load_pipeline_config,
+        phantom_split,
+        render_phantom_set,
+        score_maps,
+        train_base_classifier,
     )
     from medgen.engines.classifier import predict_probabilities
-    from medgen.inferers.attention import CLASS_METHODS, compute_attention_maps, compute_class_attention_maps
+    from medgen.inferers.attention import CLASS_METHODS
     from medgen.metrics.classification import classification_report
-    from medgen.metrics.localization import localization_report
 
     kwargs = dict(img_size=a.size, patch_size=a.patch, embed_dim=a.dim, depth=a.depth, num_heads=a.heads)
     kwargs |= dict(conv_stem=True, stem_width=a.stem_width, stem_depth=a.stem_depth, head=a.head)
     kwargs |= dict(reg_tokens=a.reg_tokens, local_attention=a.local_attention or None)
     if a.head == "csra":
         kwargs |= dict(csra_lambda=a.csra_lambda, csra_temperature=a.csra_temperature)
-    cfg = _merge(
-        DEFAULT_CONFIG,
+    cfg = load_pipeline_config(
         {
             "data": {"n_images": a.n, "size": a.size},
             "classifier": {
@@ -96,34 +94,29 @@ def main() -> None:
     )
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    data = _render(cfg, cache)
-    tr, _va, te = _split(cfg, data)
+    d = cfg["data"]
+    data = render_phantom_set(d["n_images"], d["size"], d["phantom_seed"], cache)
+    tr, _va, te = phantom_split(data["patient_ids"], d["fractions"], d["phantom_seed"])
     x, y = torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])
     t0 = time.time()
-    net = _train_base_classifier(cfg, x[tr], y[tr], a.seed, progress=False)
+    net = train_base_classifier(cfg["classifier"], x[tr], y[tr], a.seed, PHANTOM_LABELS, progress=False)
     rep = classification_report(
         y[te].numpy(), predict_probabilities(net, x[te]).numpy(), PHANTOM_LABELS, seed=0, n_boot=50
     )
-    loc, first_maps = {}, None
     masks = [{n: data["masks"][i, j] for j, n in enumerate(PHANTOM_LABELS)} for i in te]
-    for method in filter(None, a.methods.split(",")):
-        if method in CLASS_METHODS:
-            kw = {"shifts": a.head_shifts} if method == "head" else {}
-            _, maps = compute_class_attention_maps(net, x[te], method=method, **kw)
-            r = localization_report(maps, masks, labels=PHANTOM_LABELS)
-            first_maps = maps if first_maps is None else first_maps
-        else:
-            _, maps = compute_attention_maps(net, x[te], method=method)
-            r = localization_report(maps, masks)
-        rt = localization_report(
-            maps, masks, labels=PHANTOM_LABELS if maps.ndim == 4 else None, tolerance=a.tolerance
-        )
-        loc[method] = {
+    methods = [m for m in a.methods.split(",") if m]
+    specs = {m: {"shifts": a.head_shifts} if m == "head" else {} for m in methods}
+    scores = score_maps(net, x[te], masks, specs, PHANTOM_LABELS, (0.0, a.tolerance))
+    loc = {
+        m: {
             "pointing_game": round(r["overall"]["pointing_game"], 3),
-            f"pointing_game_tol{a.tolerance:g}": round(rt["overall"]["pointing_game"], 3),
+            f"pointing_game_tol{a.tolerance:g}": round(r["pointing_game_at"][f"{a.tolerance:g}"], 3),
             "uniform": round(r["overall"]["uniform_baseline"], 3),
             "per_finding": {k: round(v["pointing_game"], 2) for k, v in r["per_finding"].items()},
         }
+        for m, r in scores.reports.items()
+    }
+    first_maps = next((scores.maps[m] for m in methods if m in CLASS_METHODS), None)
     if a.figure and first_maps is not None:
         from medgen.visualize.attention import save_class_attention_figure
 

@@ -2,10 +2,10 @@
 
     OMP_NUM_THREADS=1 python benchmarks/attention_localization.py [--seed 0] [--methods head,rollout,grad_rollout] [--tolerance 8]
 
-Trains the base classifier as ``medgen.engines.attention_sr_pipeline.run_pipeline`` does for one seed (500
+Trains the base classifier as ``medgen.engines.attention_sr.run_pipeline`` does for one seed (500
 phantom studies at 128 px, patient-level 70/10/20 split, ``vit_phantom_small`` with the pipeline's kwargs,
 ``train_classifier(epochs=25, batch_size=32, lr=1e-3)``, initial weights seeded: the pipeline's own
-``_train_base_classifier``); the checkpoint is cached under ``--cache``. Then scores each map method on the test images' findings with masks (``--tolerance`` px, default 0)
+``train_base_classifier``); the checkpoint is cached under ``--cache``. Then scores each map method on the test images' findings with masks (``--tolerance`` px, default 0)
 beside the uniform-map baseline:
 
 * ``rollout`` / ``cls``: one class-agnostic map per image, scored against every finding of that image;
@@ -36,27 +36,26 @@ def train_or_load(seed: int, cache: Path, n_images: int = 500, checkpoint: str |
     ``cache``), or the classifier in ``checkpoint`` (e.g. ``classifier_base_seed1.pt`` of a pipeline run)."""
     import medgen
     from medgen.data.labels import PHANTOM_LABELS
-    from medgen.engines.attention_sr_pipeline import (
-        DEFAULT_CONFIG,
-        _key,
-        _merge,
-        _render,
-        _split,
-        _train_base_classifier,
+    from medgen.engines.attention_sr import (
+        cache_key,
+        load_pipeline_config,
+        phantom_split,
+        render_phantom_set,
+        train_base_classifier,
     )
     from medgen.networks.nets.vit_classifier import load_classifier_checkpoint, save_classifier_checkpoint
 
-    cfg = _merge(DEFAULT_CONFIG, {"data": {"n_images": n_images}})
+    cfg = load_pipeline_config({"data": {"n_images": n_images}})
+    d = cfg["data"]
     cache.mkdir(parents=True, exist_ok=True)
-    data = _render(cfg, cache)
-    tr, _va, te = _split(cfg, data)
+    data = render_phantom_set(d["n_images"], d["size"], d["phantom_seed"], cache)
+    tr, _va, te = phantom_split(data["patient_ids"], d["fractions"], d["phantom_seed"])
     images = torch.from_numpy(data["images"])
     labels = torch.from_numpy(data["labels"])
-    c = cfg["classifier"]
-    d = cfg["data"]  # key on what the classifier depends on (not on SR-only data fields)
+    c = cfg["classifier"]  # key on what the classifier depends on (not on SR-only data fields)
     ckpt = (
         cache
-        / f"classifier_{_key(d['n_images'], d['size'], d['phantom_seed'], d['fractions'], c, seed, 'seeded-init')}.pt"
+        / f"classifier_{cache_key(d['n_images'], d['size'], d['phantom_seed'], d['fractions'], c, seed, 'seeded-init')}.pt"
     )
     train_s = None
     if checkpoint is not None:
@@ -66,9 +65,7 @@ def train_or_load(seed: int, cache: Path, n_images: int = 500, checkpoint: str |
         load_classifier_checkpoint(ckpt, net)
     else:
         t0 = time.time()
-        net = _train_base_classifier(
-            cfg, images[tr], labels[tr], seed, progress=False
-        )  # as run_pipeline does
+        net = train_base_classifier(c, images[tr], labels[tr], seed, PHANTOM_LABELS, progress=False)
         train_s = time.time() - t0
         save_classifier_checkpoint(ckpt, net, seed=seed)
     return net.eval(), data, tr, te, train_s
@@ -100,8 +97,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from medgen.data.labels import PHANTOM_LABELS
+    from medgen.engines.attention_sr import score_maps
     from medgen.engines.classifier import predict_probabilities
-    from medgen.inferers.attention import CLASS_METHODS, compute_attention_maps, compute_class_attention_maps
+    from medgen.inferers.attention import compute_attention_maps, compute_class_attention_maps
     from medgen.metrics.classification import classification_report
     from medgen.metrics.localization import localization_report
 
@@ -124,25 +122,20 @@ def main() -> None:
         "| map | pointing game | mass share | uniform (random point) | n | detected: pointing game (n) | time (s) |"
     )
     print("|---|---|---|---|---|---|---|")
-    per = {}
+    specs = {}
     for spec in re.findall(r"[\w]+(?:\[[^\]]*\])?", args.methods):
         method, _, opts = spec.partition("[")
         kw = {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in re.findall(r"(\w+)=([\w-]+)", opts)}
-        combined = bool(kw.pop("combined", 0))
-        t0 = time.time()
-        if method in CLASS_METHODS and not combined:
-            _, maps = compute_class_attention_maps(net, images, method=method, **kw)
-            lab = PHANTOM_LABELS
-        else:
-            _, maps = compute_attention_maps(net, images, method=method, **kw)
-            lab = None
-        dt = time.time() - t0
-        rep = localization_report(maps, masks, labels=lab, tolerance=args.tolerance)
-        o = rep["overall"]
-        d = localization_report(maps, detected, labels=lab, tolerance=args.tolerance)["overall"]
+        specs[spec] = {"method": method, **kw}
+    tols = [args.tolerance]
+    scores = score_maps(net, images, masks, specs, PHANTOM_LABELS, tols)
+    on_detected = score_maps(net, images, detected, specs, PHANTOM_LABELS, tols, maps=scores.maps).reports
+    per = {}
+    for spec, rep in scores.reports.items():
+        o, d = rep["overall"], on_detected[spec]["overall"]
         print(
             f"| {spec} | {o['pointing_game']:.3f} | {o['mass_share']:.3f} | {o['uniform_pointing_baseline']:.3f} "
-            f"| {o['n']} | {d.get('pointing_game', float('nan')):.3f} ({d['n']}) | {dt:.1f} |"
+            f"| {o['n']} | {d.get('pointing_game', float('nan')):.3f} ({d['n']}) | {scores.seconds[spec]:.1f} |"
         )
         per[spec] = rep["per_finding"]
     # ceiling of any map on the ViT's token grid: per finding, a one-hot map on the token that holds most of the

@@ -2,8 +2,8 @@
 
     OMP_NUM_THREADS=1 python benchmarks/attention_sr_region_quality.py [--backends network,latent_diffusion]
 
-Trains each backend as the pipeline's ``backend.train`` does (``_build_backend`` of
-``medgen.engines.attention_sr_pipeline``, same defaults) on HR renders of training studies, then scores PSNR/SSIM
+Trains each backend as the pipeline's ``backend.train`` does (``build_backend`` of
+``medgen.engines.attention_sr.backends``, same defaults) on HR renders of training studies, then scores PSNR/SSIM
 (data_range 1, border shave = scale) on 64x64-HR body patches of held-out studies, whose LR input is the
 area-downsampled HR (the degradation used in training and in the pipeline's region-quality evaluation). The HR
 reference is the phantom at ``--hr-noise-scale`` (default 0.25 = 16x dose, the pipeline default
@@ -49,7 +49,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from medgen.engines.attention_sr_pipeline import DEFAULT_CONFIG, _build_backend, _hr_patches, _merge
+    from medgen.engines.attention_sr import load_pipeline_config, merge_config, render_hr
+    from medgen.engines.attention_sr.backends import build_backend, hr_patches
     from medgen.engines.ldm_sr import degrade
     from medgen.inferers.region_sr import BicubicBackend
     from medgen.metrics.image import psnr, ssim
@@ -57,8 +58,10 @@ def main() -> None:
     s = args.scale
     train_idx = list(range(args.train_images))
     test_idx = list(range(1000, 1000 + args.test_images))
-    base = {"data": {"scale": s, "hr_noise_scale": args.hr_noise_scale}}
-    hr_test = _hr_patches(test_idx, _merge(DEFAULT_CONFIG, base), 8, 64, seed=1)
+    base = load_pipeline_config({"data": {"scale": s, "hr_noise_scale": args.hr_noise_scale}})
+    d = base["data"]
+    hr_images = render_hr(test_idx, d["size"] * s, d["phantom_seed"], d["hr_noise_scale"])
+    hr_test = hr_patches(hr_images, 64, s, 8 * len(test_idx), seed=1)
     lr_test = degrade(hr_test, s)
     cache = Path(args.cache or tempfile.mkdtemp())
     cache.mkdir(parents=True, exist_ok=True)
@@ -72,17 +75,17 @@ def main() -> None:
             kwargs = json.loads(args.ldm_kwargs)
         else:
             raise SystemExit(f"unknown backend {name!r}: use network or latent_diffusion")
-        cfg = _merge(DEFAULT_CONFIG, base | {"backend": {"name": name, "kwargs": kwargs, "train": train}})
+        spec = {"name": name, "kwargs": kwargs, "train": train}
         t, c = time.time(), time.process_time()
-        be = _build_backend(cfg, cache, train_idx)
+        be = build_backend(spec, d, d, cache, train_idx)
         rows.append((name, be, time.time() - t, time.process_time() - c, {"train": train, "kwargs": kwargs}))
         for var in json.loads(args.ldm_variants) if name == "latent_diffusion" else []:
             # other sampling settings of the same trained model (no retraining)
-            vcfg = _merge(cfg, {"backend": {"kwargs": kwargs | var}})
+            vspec = merge_config(spec, {"kwargs": kwargs | var})
             rows.append(
                 (
                     f"{name} {json.dumps(var)}",
-                    _build_backend(vcfg, cache, train_idx),
+                    build_backend(vspec, d, d, cache, train_idx),
                     0.0,
                     0.0,
                     {"kwargs": kwargs | var},

@@ -27,7 +27,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     from medgen.data.phantom.writer import write_phantom_dataset
-    from medgen.engines.attention_sr_pipeline import run_pipeline
+    from medgen.engines.attention_sr import load_pipeline_config, run_pipeline
     from medgen.visualize.phantom_grid import draw_grid
 
     print(f"medgen demo 1/2: {n} phantom studies at {size} px -> {out / 'phantoms'}", flush=True)
@@ -35,7 +35,8 @@ def run_demo(
     grid = Path(draw_grid(out / "figures" / "phantom_grid.png"))
     print(f"medgen demo 2/2: attention-guided SR classifier pipeline, seeds {list(seeds)}", flush=True)
     pipeline_dir = out / "attention_sr"
-    run_pipeline({**(pipeline_overrides or {}), "output_dir": str(pipeline_dir), "seeds": list(seeds)})
+    overrides = {**(pipeline_overrides or {}), "output_dir": str(pipeline_dir), "seeds": list(seeds)}
+    stages = run_pipeline(load_pipeline_config(overrides))["stage_times_s"]["total"]
     minutes = (time.time() - start) / 60
     report = out / "README.md"
     report.write_text(
@@ -43,7 +44,9 @@ def run_demo(
         f"- attention-guided SR classifier report: `{pipeline_dir / 'report.md'}` (JSON beside it), "
         f"figures in `{pipeline_dir / 'figures'}`\n"
         f"- phantom set ({n} studies, {size} px): `{out / 'phantoms'}`; grid figure `{grid}`\n"
-        f"- wall time: {minutes:.1f} min\n"
+        f"- wall time: {minutes:.1f} min; pipeline stages (s): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+        + "\n"
     )
     print(f"medgen demo finished in {minutes:.1f} min.")
     print(f"  report:  {(pipeline_dir / 'report.md').resolve()}")

@@ -35,3 +35,29 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def tiny_pipeline(**extra) -> dict:
+    """Overrides of the attention-SR pipeline config small enough for a test (one tiny ViT, 24 phantom studies
+    at 128 px, one epoch); ``extra`` keys replace top-level sections."""
+    return {
+        "data": {"n_images": 24, "size": 128, "scale": 2},
+        "classifier": {
+            "kwargs": {
+                "img_size": 128,
+                "patch_size": 16,
+                "embed_dim": 32,
+                "depth": 1,
+                "num_heads": 2,
+                "conv_stem": True,
+                "head": "csra",
+            },
+            "epochs": 1,
+            "retrain_epochs": 1,
+            "batch_size": 8,
+        },
+        "regions": {"k": 2, "min_size": 16, "max_size": 16},
+        "sr_eval": {"n_images": 2},
+        "n_boot": 10,
+        **extra,
+    }

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
+from conftest import tiny_pipeline
+
 from medgen.demo import run_demo
 
-TINY = {
-    "data": {"n_images": 24, "size": 128, "scale": 2},
-    "classifier": {
-        "kwargs": {
-            "img_size": 128,
-            "patch_size": 16,
-            "embed_dim": 32,
-            "depth": 1,
-            "num_heads": 2,
-            "conv_stem": True,
-            "head": "csra",
-        },
-        "epochs": 1,
-        "retrain_epochs": 1,
-        "batch_size": 8,
-    },
-    "regions": {"k": 2, "min_size": 16, "max_size": 16},
-    "sr_eval": {"n_images": 2},
-    "n_boot": 10,
-}
+TINY = tiny_pipeline()
 
 
 def test_demo_writes_phantoms_report_and_says_where(tmp_path, capsys):

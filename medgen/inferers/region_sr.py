@@ -5,7 +5,7 @@ Interface: ``backend(patches, scale) -> Tensor`` with ``patches`` (N, 1, h, w) i
 
 * ``bicubic``: the baseline every learned backend must beat.
 * ``network``: any registered SR network (``medgen.create_network(name, scale=...)``) with a local checkpoint.
-* ``latent_diffusion``: :class:`medgen.engines.ldm_sr.LDMSuperResolution` sampled with DDIM (loop written out).
+* ``latent_diffusion``: :class:`medgen.networks.nets.ldm_sr.LDMSuperResolution` sampled with DDIM (loop written out).
 * ``diffusers``: the CompVis ``LDMSuperResolutionPipeline`` from a local folder (optional ``diffusers``).
 """
 
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from monai.utils import optional_import
 
+from medgen.networks.utils import load_checkpoint, read_checkpoint
 from medgen.registry import REGISTRY, register
 
 __all__ = [
@@ -79,8 +80,8 @@ class NetworkBackend:
 
     Args:
         network: registry name (``srcnn``, ``vdsr``, ``rdn``, ``srdensenet``, ``swift_srgan``, ...) or a module.
-        checkpoint: ``state_dict`` file (or a dict with ``state_dict``/``network``); ``None`` only for a module
-            passed in already trained.
+        checkpoint: file written by :func:`medgen.networks.utils.save_checkpoint` (architecture and scale are
+            checked against the network); ``None`` only for a module passed in already trained.
         scale: the factor the network was built for; a call with another scale is refused.
         network_kwargs: extra constructor arguments.
     """
@@ -110,10 +111,7 @@ class NetworkBackend:
             path = Path(checkpoint)
             if not path.is_file():
                 raise FileNotFoundError(f"sr_backend 'network': checkpoint {str(path)!r} does not exist")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and ("state_dict" in state or "network" in state):
-                state = state.get("state_dict", state.get("network"))
-            self.net.load_state_dict(state)
+            load_checkpoint(path, self.net)
         self.net.to(self.device).eval()
 
     @torch.no_grad()
@@ -132,7 +130,7 @@ class LatentDiffusionBackend:
     """LDM-SR sampling: noise latent at LR size, DDIM steps on ``cat(latent, LR)``, decode.
 
     Args:
-        model: a trained :class:`~medgen.engines.ldm_sr.LDMSuperResolution`, or ``None`` with ``checkpoint``.
+        model: a trained :class:`~medgen.networks.nets.ldm_sr.LDMSuperResolution`, or ``None`` with ``checkpoint``.
         checkpoint: file written by :func:`~medgen.engines.ldm_sr.train_ldm_sr` (``save_path``).
         num_inference_steps: DDIM steps.
         eta: DDIM stochasticity (0 = deterministic given the initial noise).
@@ -142,7 +140,8 @@ class LatentDiffusionBackend:
             the perception-distortion trade-off); N > 1 returns a Monte-Carlo estimate of the posterior mean
             (expected squared error ~(1 + 1/N) x the mean's), i.e. an MSE/PSNR-oriented output that is smoother
             than any single sample. Costs N x the sampling time.
-        model_kwargs: constructor arguments when loading from ``checkpoint`` (besides scale/residual).
+        model_kwargs: constructor arguments when loading from ``checkpoint`` (over the checkpoint's config; a
+            mismatch with the saved weights is refused).
     """
 
     def __init__(
@@ -156,7 +155,7 @@ class LatentDiffusionBackend:
         model_kwargs: dict | None = None,
         num_samples: int = 1,
     ) -> None:
-        from medgen.engines.ldm_sr import LDMSuperResolution
+        from medgen.networks.nets.ldm_sr import LDMSuperResolution
 
         if int(num_samples) != num_samples or num_samples < 1:
             raise ValueError(
@@ -170,10 +169,9 @@ class LatentDiffusionBackend:
                     f"sr_backend 'latent_diffusion': checkpoint {checkpoint!r} not found; train one with "
                     f"medgen.engines.ldm_sr.train_ldm_sr(..., save_path=...)"
                 )
-            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            kw = dict(ckpt.get("model_kwargs") or {}) | dict(model_kwargs or {})
-            model = LDMSuperResolution(scale=ckpt["scale"], residual=ckpt["residual"], **kw)
-            model.load_state_dict(ckpt["state_dict"])
+            ckpt = read_checkpoint(checkpoint)
+            model = LDMSuperResolution(scale=ckpt["scale"], **(ckpt["config"] | dict(model_kwargs or {})))
+            load_checkpoint(checkpoint, model)
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.num_inference_steps = int(num_inference_steps)

@@ -3,9 +3,12 @@
 import pytest
 import torch
 
-from medgen.engines.attention_sr_pipeline import DEFAULT_CONFIG, _hr_patches, _merge
-from medgen.engines.ldm_sr import LDMSuperResolution, degrade, train_ldm_sr
+from medgen.engines.attention_sr import render_hr
+from medgen.engines.attention_sr.backends import hr_patches
+from medgen.engines.ldm_sr import degrade, train_ldm_sr
 from medgen.inferers.region_sr import LatentDiffusionBackend
+from medgen.networks.nets.ldm_sr import LDMSuperResolution
+from medgen.networks.utils import read_checkpoint
 
 TINY = dict(ae_channels=(8, 8, 8), unet_channels=(8, 16), latent_channels=2, norm_num_groups=4)
 
@@ -20,8 +23,7 @@ def _ae_error(model: LDMSuperResolution, hr: torch.Tensor) -> float:
 
 def test_train_ldm_sr_scales_residual_learns_and_round_trips(tmp_path):
     torch.manual_seed(0)
-    cfg = _merge(DEFAULT_CONFIG, {"data": {"size": 128, "scale": 4}})
-    hr = _hr_patches([0, 1], cfg, 8, 32, seed=0)
+    hr = hr_patches(render_hr([0, 1], 512, hr_noise_scale=0.25), 32, 4, 16, seed=0)  # 128 px x4, 16x dose
     model = LDMSuperResolution(scale=4, prediction_type="v_prediction", **TINY)
     model.residual_std.fill_(float((hr - model.upsample(degrade(hr, 4))).std()))
     before = _ae_error(model, hr)
@@ -34,7 +36,10 @@ def test_train_ldm_sr_scales_residual_learns_and_round_trips(tmp_path):
     assert torch.isclose(trained.residual_std, resid.std(), rtol=1e-4)  # set from the training residual
     assert 0.005 < float(trained.residual_std) < 0.1
     assert _ae_error(trained, hr) < 0.85 * before  # the autoencoder learned the (scaled) residual
-    # the checkpoint carries the architecture: loading needs no model_kwargs and reproduces the outputs
+    # the checkpoint (medgen.networks.utils format) carries the architecture: loading needs no model_kwargs and
+    # reproduces the outputs
+    ckpt = read_checkpoint(path)
+    assert ckpt["arch"] == "LDMSuperResolution" and ckpt["scale"] == 4 and ckpt["config"]["residual"] is True
     lr = degrade(hr[:3], 4)
     loaded = LatentDiffusionBackend(checkpoint=path, num_inference_steps=3, num_samples=2)
     assert loaded.model.prediction_type == "v_prediction"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import medgen
-from medgen.engines.ldm_sr import LDMSuperResolution, degrade
+from medgen.engines.ldm_sr import degrade
 from medgen.inferers.attention_sr import AttentionSRPipeline, blend_region, feather_weights
 from medgen.inferers.region_sr import (
     BicubicBackend,
@@ -14,7 +14,9 @@ from medgen.inferers.region_sr import (
     NetworkBackend,
     create_sr_backend,
 )
+from medgen.networks.nets.ldm_sr import LDMSuperResolution
 from medgen.networks.nets.vit_classifier import ViTClassifier
+from medgen.networks.utils import save_checkpoint
 
 
 def test_bicubic_backend_shape_range_and_consistency():
@@ -45,7 +47,7 @@ def test_latent_diffusion_backend_shape_and_checkpoint(tmp_path):
         scale=4, ae_channels=(8, 8, 8), unet_channels=(8, 16), latent_channels=2, norm_num_groups=4
     )
     path = tmp_path / "ldm.pt"
-    torch.save({"state_dict": model.state_dict(), "scale": 4, "residual": True}, path)
+    save_checkpoint(path, model)  # the one medgen checkpoint format (arch, scale, config)
     kw = dict(ae_channels=(8, 8, 8), unet_channels=(8, 16), latent_channels=2, norm_num_groups=4)
     backend = LatentDiffusionBackend(checkpoint=path, num_inference_steps=3, model_kwargs=kw)
     lr = torch.rand(4, 1, 8, 8)
