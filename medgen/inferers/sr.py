@@ -132,13 +132,13 @@ def network_from_checkpoint(path: str | Path, network_name: str, scale: int) -> 
     config's CheckpointLoader). While ``path`` does not exist yet (``medgen verify`` of an untrained bundle),
     the registered ``network_name`` is built with its defaults.
     """
-    from medgen.networks.utils import load_checkpoint, read_checkpoint
+    from medgen.networks.utils import apply_checkpoint, is_medgen_checkpoint, read_checkpoint
     from medgen.registry import create_network
 
     if not Path(path).is_file():
         return create_network(network_name, scale=scale)
     ckpt = read_checkpoint(path)
-    if "arch" not in ckpt:
+    if not is_medgen_checkpoint(ckpt):
         raise ValueError(
             f"{path}: not a medgen checkpoint (no arch/scale recorded; a bare state dict?); write it with "
             "medgen.networks.utils.save_checkpoint, as the train workflow does for models/<model_name>.pt."
@@ -148,4 +148,4 @@ def network_from_checkpoint(path: str | Path, network_name: str, scale: int) -> 
             f"{path}: the checkpoint is a x{ckpt['scale']} {ckpt['arch']!r} network but scale={scale}; set "
             f"scale: {ckpt['scale']} or point model_name at a x{scale} checkpoint."
         )
-    return load_checkpoint(path)
+    return apply_checkpoint(ckpt, source=str(path))

@@ -81,10 +81,8 @@ class ContentLoss(nn.Module):
         super().__init__()
         if criterion not in ("l1", "mse"):
             raise ValueError(f"ContentLoss: criterion={criterion!r} must be 'l1' or 'mse'.")
-        try:
-            import timm
-        except ImportError as exc:
-            raise ImportError("ContentLoss needs timm: pip install timm") from exc
+        import timm  # a core dependency, imported on use so that `import medgen.losses` stays light
+
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         if not path.is_file():
             raise FileNotFoundError(

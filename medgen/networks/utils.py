@@ -135,32 +135,6 @@ def is_medgen_checkpoint(ckpt: Mapping[str, Any]) -> bool:
     return all(k in ckpt for k in ("arch", "scale", "state_dict"))
 
 
-def check_checkpoint_meta(
-    checkpoint: Mapping[str, Any], expected: Mapping[str, Any], path: str | Path = ""
-) -> None:
-    """Refuse a checkpoint whose stored ``arch``/``scale``/``labels``/... differ from the config's.
-
-    Keys the checkpoint does not store are not checked; lists and tuples compare equal.
-
-    Raises:
-        CheckpointError: naming the checkpoint's value and the config's value for every mismatch.
-    """
-    problems = []
-    for key, want in expected.items():
-        if key not in checkpoint:
-            continue
-        have = checkpoint[key]
-        if isinstance(want, (list, tuple)) and isinstance(have, (list, tuple)):
-            want, have = list(want), list(have)
-        if have != want:
-            problems.append(f"{key}: checkpoint has {have!r}, config has {want!r}")
-    if problems:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} does not match the config ({'; '.join(problems)}). "
-            "Point the config at a checkpoint trained for this setting, or change the config to match."
-        )
-
-
 def load_checkpoint(path: str | Path, model: nn.Module | None = None, strict: bool = True) -> nn.Module:
     """Load weights into ``model`` or, without a model, rebuild the network from the registry.
 
@@ -173,9 +147,14 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, strict: bo
             config or labels differ from ``model``'s; the message names both.
         CheckpointError: the file cannot be read, or its tensors do not fit ``model``.
     """
-    ckpt = read_checkpoint(path)
-    where = repr(str(path))
-    _check_labels(ckpt, model, where)
+    return apply_checkpoint(read_checkpoint(path), model, strict, source=str(path))
+
+
+def apply_checkpoint(
+    ckpt: Mapping[str, Any], model: nn.Module | None = None, strict: bool = True, source: str = ""
+) -> nn.Module:
+    """:func:`load_checkpoint` on a dict that :func:`read_checkpoint` already returned (``source`` names it)."""
+    where = repr(source)
     if not is_medgen_checkpoint(ckpt):
         if model is None:
             raise ValueError(
@@ -183,13 +162,13 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, strict: bo
                 "medgen.networks.utils.save_checkpoint. Pass the network to load it into "
                 "(load_checkpoint(path, model)) or re-save it with save_checkpoint."
             )
-        state = ckpt.get("network", ckpt.get("state_dict", ckpt))
-        return _load_state(model, state, strict, where, "unknown")
+        _check_labels(ckpt, model, where)
+        return _load_state(model, ckpt.get("network", ckpt.get("state_dict", ckpt)), strict, where, "unknown")
     if model is None:
         from medgen.registry import create_network
 
         model = create_network(ckpt["arch"], **ckpt["config"])
-        _check_labels(ckpt, model, where)
+    _check_labels(ckpt, model, where)
     arch = getattr(model, "arch", "") or type(model).__name__
     scale = int(getattr(model, "scale", 0) or 0)
     if ckpt["arch"] != arch or int(ckpt["scale"]) != scale:

@@ -14,7 +14,6 @@ folder's images; the phantom renderer is made to raise, so nothing can silently 
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import sys
@@ -27,7 +26,7 @@ from PIL import Image
 from medgen.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from readers_fixtures import chexpert_row, make_nih  # noqa: E402
+from readers_fixtures import INDIANA_PROJECTIONS, chexpert_row, make_indiana_kaggle, make_nih  # noqa: E402
 
 CLASSIFIER = "cxr_attention_sr_classifier"
 SR = "cxr_sr_distillation"
@@ -114,43 +113,13 @@ def _chexpert(root: Path) -> Path:
     return root
 
 
-INDIANA_REPORTS = [  # uid, MeSH, Problems, image, indication, comparison, findings, impression
-    ("1", "normal", "normal", "Xray Chest PA and Lateral", "Positive TB test", "None.",
-     "The cardiac silhouette and mediastinum size are within normal limits.", "Normal chest x-XXXX."),
-    ("2", "Cardiomegaly/borderline;Pulmonary Artery/enlarged", "Cardiomegaly;Pulmonary Artery", "Chest, 2 views",
-     "XXXX-year-old male", "XXXX, XXXX.", "Borderline cardiomegaly. Clear lung XXXX bilaterally.",
-     "No acute disease."),
-    ("3", "Opacity/lung/base/left;Pleural Effusion/left;Thickening/pleura", "Opacity;Pleural Effusion",
-     "PA and lateral", "dyspnea", "", "", "Left basilar opacity and small effusion."),
-]  # fmt: skip
-INDIANA_PROJECTIONS = [
-    ("1", "1_IM-0001-4001.dcm.png", "Frontal"),
-    ("1", "1_IM-0001-3001.dcm.png", "Lateral"),
-    ("2", "2_IM-0652-1001.dcm.png", "Frontal"),
-    ("2", "2_IM-0652-2001.dcm.png", "Lateral"),
-    ("3", "3_IM-1384-1001.dcm.png", "Frontal"),
-    ("3", "3_IM-1384-1002.dcm.png", "Frontal"),
-]
-
-
 def _indiana(root: Path) -> tuple[Path, list[str]]:
-    """The Kaggle layout of tests/data/test_readers_indiana.py (_kaggle) at 64 px; returns the frontal images."""
-    root.mkdir(parents=True)
-    with open(root / "indiana_reports.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"])
-        w.writerows(INDIANA_REPORTS)
-    with open(root / "indiana_projections.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["uid", "filename", "projection"])
-        w.writerows(INDIANA_PROJECTIONS)
-    frontal = []
-    for i, (_, name, view) in enumerate(INDIANA_PROJECTIONS):
-        path = root / "images" / "images_normalized" / name
-        _grey_png(path, seed=i)
-        if view == "Frontal":
-            frontal.append(str(path))
-    return root, sorted(frontal)
+    """readers_fixtures.make_indiana_kaggle at 64 px; returns the frontal images (the reader's default view)."""
+    make_indiana_kaggle(root, size=64)
+    frontal = [
+        root / "images" / "images_normalized" / name for _, name, v in INDIANA_PROJECTIONS if v == "Frontal"
+    ]
+    return root, sorted(str(p) for p in frontal)
 
 
 # -- classifier bundle: train + evaluate ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import importlib.util
 from pathlib import Path
@@ -23,9 +24,9 @@ CHEXPERT_HEADER = (
 )
 
 
-def write_png(path: Path, value: int = 0) -> None:
+def write_png(path: Path, value: int = 0, size: int = 8) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(path)
+    Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(path)
 
 
 def real_lines(name: str, n: int) -> list[str]:
@@ -105,4 +106,64 @@ def make_mrnet(
             np.save(
                 root / split / plane / f"{case}.npy", np.full((slices, 256, 256), int(case) % 256, np.uint8)
             )
+    return root
+
+
+INDIANA_REPORTS = [
+    # uid, MeSH, Problems, image, indication, comparison, findings, impression
+    (
+        "1",
+        "normal",
+        "normal",
+        "Xray Chest PA and Lateral",
+        "Positive TB test",
+        "None.",
+        "The cardiac silhouette and mediastinum size are within normal limits.",
+        "Normal chest x-XXXX.",
+    ),
+    (
+        "2",
+        "Cardiomegaly/borderline;Pulmonary Artery/enlarged",
+        "Cardiomegaly;Pulmonary Artery",
+        "Chest, 2 views",
+        "XXXX-year-old male",
+        "XXXX, XXXX.",
+        "Borderline cardiomegaly. Clear lung XXXX bilaterally.",
+        "No acute disease.",
+    ),
+    (
+        "3",
+        "Opacity/lung/base/left;Pleural Effusion/left;Thickening/pleura",
+        "Opacity;Pleural Effusion",
+        "PA and lateral",
+        "dyspnea",
+        "",
+        "",
+        "Left basilar opacity and small effusion.",
+    ),
+]
+INDIANA_PROJECTIONS = [
+    ("1", "1_IM-0001-4001.dcm.png", "Frontal"),
+    ("1", "1_IM-0001-3001.dcm.png", "Lateral"),
+    ("2", "2_IM-0652-1001.dcm.png", "Frontal"),
+    ("2", "2_IM-0652-2001.dcm.png", "Lateral"),
+    ("3", "3_IM-1384-1001.dcm.png", "Frontal"),
+    ("3", "3_IM-1384-1002.dcm.png", "Frontal"),
+]
+
+
+def make_indiana_kaggle(root: Path, size: int = 8) -> Path:
+    """The Kaggle Indiana layout (indiana_reports.csv, indiana_projections.csv, images/images_normalized/*.png)
+    of ``INDIANA_REPORTS`` / ``INDIANA_PROJECTIONS``, with ``size``-pixel PNGs."""
+    root.mkdir(parents=True)
+    with open(root / "indiana_reports.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"])
+        w.writerows(INDIANA_REPORTS)
+    with open(root / "indiana_projections.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["uid", "filename", "projection"])
+        w.writerows(INDIANA_PROJECTIONS)
+    for i, (_, name, _) in enumerate(INDIANA_PROJECTIONS):
+        write_png(root / "images" / "images_normalized" / name, value=10 * i, size=size)
     return root

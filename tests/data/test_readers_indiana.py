@@ -8,69 +8,13 @@ import tarfile
 
 import numpy as np
 import pytest
+from readers_fixtures import INDIANA_PROJECTIONS as PROJECTIONS
 from readers_fixtures import TXV_DATA, write_png
+from readers_fixtures import make_indiana_kaggle as _kaggle
 
 from medgen.data.errors import DataError
 from medgen.data.readers import INDIANA_LABELS, clean_report_text, read_indiana
 from medgen.data.readers.indiana import _xml_reports, mesh_findings
-
-REPORTS = [
-    # uid, MeSH, Problems, image, indication, comparison, findings, impression
-    (
-        "1",
-        "normal",
-        "normal",
-        "Xray Chest PA and Lateral",
-        "Positive TB test",
-        "None.",
-        "The cardiac silhouette and mediastinum size are within normal limits.",
-        "Normal chest x-XXXX.",
-    ),
-    (
-        "2",
-        "Cardiomegaly/borderline;Pulmonary Artery/enlarged",
-        "Cardiomegaly;Pulmonary Artery",
-        "Chest, 2 views",
-        "XXXX-year-old male",
-        "XXXX, XXXX.",
-        "Borderline cardiomegaly. Clear lung XXXX bilaterally.",
-        "No acute disease.",
-    ),
-    (
-        "3",
-        "Opacity/lung/base/left;Pleural Effusion/left;Thickening/pleura",
-        "Opacity;Pleural Effusion",
-        "PA and lateral",
-        "dyspnea",
-        "",
-        "",
-        "Left basilar opacity and small effusion.",
-    ),
-]
-PROJECTIONS = [
-    ("1", "1_IM-0001-4001.dcm.png", "Frontal"),
-    ("1", "1_IM-0001-3001.dcm.png", "Lateral"),
-    ("2", "2_IM-0652-1001.dcm.png", "Frontal"),
-    ("2", "2_IM-0652-2001.dcm.png", "Lateral"),
-    ("3", "3_IM-1384-1001.dcm.png", "Frontal"),
-    ("3", "3_IM-1384-1002.dcm.png", "Frontal"),
-]
-
-
-def _kaggle(root):
-    root.mkdir(parents=True)
-    with open(root / "indiana_reports.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"])
-        w.writerows(REPORTS)
-    with open(root / "indiana_projections.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["uid", "filename", "projection"])
-        w.writerows(PROJECTIONS)
-    for _, name, _ in PROJECTIONS:
-        write_png(root / "images" / "images_normalized" / name)
-    return root
-
 
 XML = """<?xml version="1.0" encoding="utf-8"?>
 <eCitation>

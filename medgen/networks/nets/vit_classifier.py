@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medgen.networks.utils import load_checkpoint, read_checkpoint, save_checkpoint
+from medgen.networks.utils import apply_checkpoint, read_checkpoint, save_checkpoint
 from medgen.registry import register
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,8 @@ class ViTClassifier(nn.Module):
         reg_tokens: int = 0,
         local_attention: int | None = None,
     ) -> None:
+        import timm  # a core dependency, imported here so that `import medgen.networks` stays light
+
         super().__init__()
         if head not in ("cls", "csra"):
             raise ValueError(f"ViTClassifier: head must be 'cls' or 'csra', got {head!r}")
@@ -213,11 +215,11 @@ class ViTClassifier(nn.Module):
                         f"ViTClassifier: pretrained_path {str(path)!r} does not exist; point it at a local "
                         f"{timm_name} checkpoint (.pth/.safetensors/.npz) or leave it empty to train from scratch"
                     )
-                self.vit = _timm().create_model(timm_name, pretrained=False, **kwargs)
+                self.vit = timm.create_model(timm_name, pretrained=False, **kwargs)
                 _load_local_vit_weights(self.vit, path)
                 logger.info("ViTClassifier: %s initialised from local checkpoint %s", timm_name, path)
             else:
-                self.vit = _timm().create_model(timm_name, pretrained=False, **kwargs)
+                self.vit = timm.create_model(timm_name, pretrained=False, **kwargs)
                 logger.warning(
                     "ViTClassifier: NO PRETRAINED WEIGHTS for %s (no `pretrained_path` configured): training from "
                     "scratch. Set pretrained_path to a local checkpoint to fine-tune as the paper does.",
@@ -235,7 +237,7 @@ class ViTClassifier(nn.Module):
             if "attn_mask" not in inspect.signature(self.vit.forward_features).parameters:
                 raise ImportError(
                     f"ViTClassifier(local_attention=...) needs a timm whose VisionTransformer.forward_features takes "
-                    f"attn_mask (timm {getattr(_timm(), '__version__', '?')} does not); upgrade with `pip install -U timm`"
+                    f"attn_mask (timm {getattr(timm, '__version__', '?')} does not); upgrade with `pip install -U timm`"
                 )
             self.register_buffer("attn_mask", self._local_mask(self.local_attention), persistent=False)
 
@@ -337,15 +339,6 @@ def vit_base_patch16_224(
     )
 
 
-def _timm() -> Any:
-    """The ``timm`` package, imported on first use, with the install hint when it is missing."""
-    try:
-        import timm
-    except ImportError as exc:
-        raise ImportError("ViTClassifier needs timm: pip install timm (a core dependency of medgen)") from exc
-    return timm
-
-
 def save_classifier_checkpoint(path: str | Path, model: ViTClassifier, **extra: Any) -> Path:
     """:func:`~medgen.networks.utils.save_checkpoint` with ``labels`` (the logit order) as an extra."""
     return save_checkpoint(path, model, labels=list(model.labels), **extra)
@@ -365,7 +358,7 @@ def load_classifier_checkpoint(
             f"checkpoint {str(path)!r} has no 'labels' entry; write it with "
             f"medgen.networks.nets.vit_classifier.save_classifier_checkpoint"
         )
-    load_checkpoint(path, model)  # checks arch and the label list, naming both on a mismatch
+    apply_checkpoint(ckpt, model, source=str(path))  # checks arch and the label list, naming both
     return ckpt
 
 

@@ -22,18 +22,6 @@ from monai.transforms import Transform
 __all__ = ["SelectAttentionRegions", "select_attention_regions"]
 
 
-def _import(module: str, package: str):
-    """``module``, imported when regions are first selected, with the install hint when it is missing."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"select_attention_regions needs {module} (pip install {package}; a core dependency of medgen)"
-        ) from exc
-
-
 def _place(center: int, size: int, limit: int) -> tuple[int, int]:
     """Interval of ``size`` centred on ``center``, shifted inside ``[0, limit)``; clipped only if size > limit."""
     size = min(size, limit)
@@ -72,7 +60,9 @@ def _regions_one(
         )
     if float(amap.max() - amap.min()) <= flat_eps:
         return empty
-    ndimage = _import("scipy.ndimage", "scipy")
+    from scipy import ndimage  # core dependencies, imported when regions are first selected
+    from torchvision.ops import nms
+
     thr = np.percentile(amap, percentile)
     mask = amap >= thr
     labels, n = ndimage.label(mask)
@@ -96,9 +86,7 @@ def _regions_one(
         scores.append(float(comp_mass))
     bt = torch.tensor(boxes, dtype=torch.float32)
     st = torch.tensor(scores, dtype=torch.float32)
-    keep = _import("torchvision.ops", "torchvision").nms(bt, st, float(nms_iou))[
-        : int(k)
-    ]  # sorted by decreasing score
+    keep = nms(bt, st, float(nms_iou))[: int(k)]  # sorted by decreasing score
     return bt[keep].to(torch.int64), st[keep]
 
 
