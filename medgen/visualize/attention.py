@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     arrays = Path(args.report) / "figure_arrays.npz"
     if not arrays.is_file():
-        raise SystemExit(f"{arrays} not found: run the attention-SR pipeline (medgen run cxr_attention_sr_classifier pipeline) first")
+        raise SystemExit(
+            f"{arrays} not found: run the attention-SR pipeline (medgen run cxr_attention_sr_classifier pipeline) first"
+        )
     d = np.load(arrays)
     boxes = [d["boxes"][i][d["boxes"][i][:, 2] > 0] for i in range(len(d["images"]))]
     save_attention_overlay(d["images"], d["maps"], args.out, boxes=boxes, masks=d["masks"])
