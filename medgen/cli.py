@@ -36,7 +36,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from medgen.registry import REGISTRY
+    from medgen.registry import KINDS, REGISTRY
     from medgen.registry.bundles import iter_bundles
 
     print("Bundles:")
@@ -50,16 +50,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for record in REGISTRY.plugins.values():
         state = "ok" if record.ok else "BROKEN"
         print(f"  {record.name:<32} {record.version:<8} {state}  {len(record.components)} components")
-    for kind in (
-        "network",
-        "dataset",
-        "data_source",
-        "transform",
-        "sr_backend",
-        "text_encoder",
-        "metric",
-        "loss",
-    ):
+    for kind in (k for k in KINDS if k not in ("engine", "bundle")):  # bundles are listed above
         names = REGISTRY.names(kind)
         if names:
             print(f"{kind.replace('_', ' ')} ({len(names)}): {', '.join(names)}")

@@ -26,7 +26,7 @@ PACKAGE = ROOT / "medgen"
 
 # from the ground up; a module may import its own layer and any layer below
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("registry", ("medgen", "medgen.registry", "medgen.plugin")),
+    ("registry", ("medgen", "medgen.registry", "medgen.plugin", "medgen.lazy")),
     ("transforms", ("medgen.transforms",)),
     ("data", ("medgen.data",)),
     ("networks, losses, metrics", ("medgen.networks", "medgen.losses", "medgen.metrics")),

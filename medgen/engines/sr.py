@@ -10,7 +10,7 @@ noise); training crops the HR patch first and degrades the patch, so every pair 
 
 Data come from :func:`medgen.data.datalist.load_datalist` (the phantom's arrays or a real folder's file paths);
 every transform here starts with :class:`medgen.transforms.io.LoadRadiographd`, so real images are used at their
-own size: random HR patches for training (:func:`sr_train_dataset` caches the loaded images when they fit a RAM
+own size: random HR patches for training (:func:`medgen.data.cache.sr_train_dataset` caches the loaded images when they fit a RAM
 budget), whole images cropped to a multiple of ``scale`` for validation and evaluation.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +27,6 @@ from monai.transforms import Compose, EnsureTyped, OneOf, RandFlipd, RandSpatial
 from torch import nn
 
 from medgen.metrics.image import sr_metric_handlers
-from medgen.registry import register
 
 logger = logging.getLogger("medgen.sr")
 
@@ -70,18 +68,11 @@ class SRPrepareBatch(PrepareBatch):
         return lr, hr
 
 
-def _degradation(scale: int, blur_sigma, poisson_peak, gaussian_std, seed: int | None):
+def _degradation(scale: int, seed: int | None = None, **kwargs: Any):
+    """The one ``PairedDegradationd`` (image -> lr/hr) every SR transform chain uses; ``kwargs`` go to it."""
     from medgen.transforms.degradation import PairedDegradationd
 
-    t = PairedDegradationd(
-        keys="image",
-        lr_key=LR_KEY,
-        hr_key=HR_KEY,
-        scale=scale,
-        blur_sigma=blur_sigma,
-        poisson_peak=poisson_peak,
-        gaussian_std=gaussian_std,
-    )
+    t = PairedDegradationd(keys="image", lr_key=LR_KEY, hr_key=HR_KEY, scale=scale, **kwargs)
     if seed is not None:
         t.set_random_state(seed)
     return t
@@ -143,7 +134,7 @@ def sr_patch_transform(
     The chain starts with :class:`medgen.transforms.io.LoadRadiographd` (real items hold file paths; the
     phantom's in-memory arrays pass through unchanged, ``loader_kwargs`` are its options), so the patch is cut
     from the image at its own size. The loader is the only deterministic step before the first random one:
-    :func:`sr_train_dataset` caches its output (MONAI ``CacheDataset``) and crops after the cache boundary.
+    :func:`medgen.data.cache.sr_train_dataset` caches its output (MONAI ``CacheDataset``) and crops after the cache boundary.
 
     With ``degradations`` (names of :data:`DEGRADATIONS` or dicts, see :func:`resolve_degradations`) each
     patch is degraded by one of them, drawn by MONAI :class:`~monai.transforms.OneOf` (uniformly, or by
@@ -172,10 +163,12 @@ def sr_patch_transform(
                 f"sr_patch_transform: weights has {len(weights)} entries for {len(chosen)} degradations; "
                 "give one weight per degradation or none (uniform)."
             )
-        blocks = [_degradation(scale, **kw, seed=None) for _, kw in chosen]
+        blocks = [_degradation(scale, **kw) for _, kw in chosen]
         steps.append(blocks[0] if len(blocks) == 1 else OneOf(blocks, weights=weights))
     else:
-        steps.append(_degradation(scale, blur_sigma, poisson_peak, gaussian_std, None))
+        steps.append(
+            _degradation(scale, blur_sigma=blur_sigma, poisson_peak=poisson_peak, gaussian_std=gaussian_std)
+        )
     steps += [
         SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
         EnsureTyped([LR_KEY, HR_KEY], track_meta=False, dtype=torch.float32),
@@ -203,22 +196,19 @@ def sr_whole_image_transform(
     """
     from monai.transforms import CenterSpatialCropd
 
-    from medgen.transforms.degradation import PairedDegradationd
     from medgen.transforms.io import LoadRadiographd
 
     steps: list[Callable] = [LoadRadiographd("image", **dict(loader_kwargs or {})), _drop_meta()]
     if crop:
         steps.append(CenterSpatialCropd("image", roi_size=(int(crop), int(crop))))
-    degrade = PairedDegradationd(
-        keys="image",
-        lr_key=LR_KEY,
-        hr_key=HR_KEY,
-        scale=scale,
+    degrade = _degradation(
+        scale,
+        seed,
         blur_sigma=blur_sigma,
         poisson_peak=poisson_peak,
         gaussian_std=gaussian_std,
         crop_to_multiple=True,
-    ).set_random_state(seed)
+    )
     steps += [
         degrade,
         SelectItemsd([LR_KEY, HR_KEY, "patient_id"]),
@@ -263,150 +253,6 @@ def sr_validation_items(
     return out
 
 
-# -- real images: sizes, the too-small check and caching ---------------------------------------------------
-CACHE_MODES = ("auto", "memory", "disk", "none")
-
-
-def image_shape(image: Any) -> tuple[int, int]:
-    """(H, W) of an item's ``image``: an array's last two axes, or a file's header (no pixel decoding).
-
-    PNG/JPEG via Pillow (reads the header only), DICOM ``Rows``/``Columns`` (pydicom, stops before pixels),
-    NIfTI from nibabel's header (first two axes); anything else is decoded with ``LoadRadiograph``.
-    """
-    if not isinstance(image, str | Path):
-        return int(image.shape[-2]), int(image.shape[-1])
-    path = Path(image)
-    from medgen.transforms.io.array import detect_format
-
-    try:
-        fmt = detect_format(path)
-        if fmt == "pillow":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                w, h = im.size
-            return int(h), int(w)
-        if fmt == "dicom":
-            import pydicom
-
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
-            return int(ds.Rows), int(ds.Columns)
-        if fmt == "nifti":
-            import nibabel
-
-            shape = nibabel.load(str(path)).shape
-            return int(shape[0]), int(shape[1])
-    except Exception:  # an odd header: the loader decides (and names the file when it cannot read it)
-        pass
-    from medgen.transforms.io import LoadRadiograph
-
-    img = LoadRadiograph()(path)
-    return int(img.shape[-2]), int(img.shape[-1])
-
-
-def check_sr_images(
-    items: Sequence[Mapping[str, Any]], min_size: int, what: str = "training", fix: str = ""
-) -> list[tuple[int, int]]:
-    """(H, W) of every item; a DataError naming every image smaller than ``min_size`` on either side."""
-    from medgen.data.errors import DataError
-
-    shapes = [image_shape(it["image"]) for it in items]
-    small = [(it, hw) for it, hw in zip(items, shapes, strict=True) if min(hw) < min_size]
-    if small:
-        names = [
-            f"{it['image'] if isinstance(it['image'], str | Path) else it.get('index', '<array>')} ({h}x{w})"
-            for it, (h, w) in small
-        ]
-        listed = "\n".join(f"  {n}" for n in names[:20]) + (
-            f"\n  ... {len(names) - 20} more" if len(names) > 20 else ""
-        )
-        raise DataError(
-            f"{what}: {len(small)} of {len(items)} image(s) are smaller than the {min_size}x{min_size} HR patch "
-            f"(lr_patch x scale), e.g. {names[0]}: "
-            + (fix or "lower lr_patch (e.g. --set lr_patch=16) or remove such images from dataset_dir")
-            + f". All of them:\n{listed}"
-        )
-    return shapes
-
-
-def sr_train_dataset(
-    data: Sequence[Mapping[str, Any]],
-    transform: Compose,
-    cache: str = "auto",
-    cache_rate: float | None = None,
-    cache_budget_gb: float = 4.0,
-    cache_dir: str | Path | None = None,
-    min_size: int | None = None,
-    num_workers: int = 0,
-) -> Any:
-    """The training dataset: loaded images cached in RAM when they fit, random patches cut after the cache.
-
-    ``transform`` must start with the loader (:func:`sr_patch_transform`); MONAI ``CacheDataset`` caches
-    everything up to the first random transform, i.e. the loaded (1, H, W) float32 image, and crops, flips
-    and degrades a fresh random patch on every access.
-
-    Args:
-        data: training items (file paths or the phantom's arrays).
-        transform: the patch transform.
-        cache: ``"auto"``: estimate the float32 size of the loaded images (H x W x 4 bytes, from the file
-            headers) and cache in RAM (``CacheDataset``) all of them when that fits ``cache_budget_gb``, else
-            the share that fits (the rest is loaded per access); ``"memory"``: ``CacheDataset`` with
-            ``cache_rate`` (default 1); ``"disk"``: ``PersistentDataset`` in ``cache_dir`` (float32 on disk,
-            decoded once); ``"none"``: plain ``Dataset`` (every access decodes the file).
-        cache_rate: fraction cached with ``"memory"`` (``"auto"`` computes it).
-        cache_budget_gb: RAM budget of ``"auto"``.
-        cache_dir: folder of ``"disk"``.
-        min_size: smallest image side accepted (the HR patch, ``lr_patch * scale``); smaller images are
-            refused up front with their file names.
-        num_workers: threads building the cache.
-
-    The choice and the estimate are logged.
-    """
-    from monai.data import CacheDataset, Dataset, PersistentDataset
-
-    from medgen.data.errors import DataError
-
-    if cache not in CACHE_MODES:
-        raise ValueError(f"cache={cache!r}; use one of {CACHE_MODES}.")
-    data = list(data)
-    if not data:
-        raise DataError(
-            "training: the train split holds no images; give more images or change split.fractions."
-        )
-    shapes = check_sr_images(data, int(min_size)) if min_size else [image_shape(it["image"]) for it in data]
-    need_gb = sum(h * w * 4 for h, w in shapes) / 1e9
-    if cache == "auto":
-        rate = 1.0 if need_gb <= cache_budget_gb else max(cache_budget_gb, 0.0) / need_gb
-        mode = "memory" if int(len(data) * rate) >= 1 else "none"
-    else:
-        mode, rate = cache, 1.0 if cache_rate is None else float(cache_rate)
-    if mode == "memory":
-        logger.info(
-            "training data: %d images, %.2f GB as float32; cache=%s: CacheDataset holds %.0f%% of them in RAM "
-            "(budget %.1f GB), random patches are cut after the cache",
-            len(data),
-            need_gb,
-            cache,
-            100 * rate,
-            cache_budget_gb,
-        )
-        return CacheDataset(data, transform, cache_rate=rate, num_workers=num_workers or None, progress=False)
-    if mode == "disk":
-        folder = Path(cache_dir or "sr_cache")
-        logger.info("training data: %d images, %.2f GB as float32; cache=disk: PersistentDataset in %s",
-                    len(data), need_gb, folder)  # fmt: skip
-        return PersistentDataset(data, transform, cache_dir=folder)
-    logger.info(
-        "training data: %d images, %.2f GB as float32; cache=%s: no cache (budget %.1f GB), every access loads "
-        "the file",
-        len(data),
-        need_gb,
-        cache,
-        cache_budget_gb,
-    )
-    return Dataset(data, transform)
-
-
 class InterpolationSR(nn.Module):
     """An interpolation baseline (``bicubic``, ``lanczos``...) behind the SR network interface.
 
@@ -424,7 +270,6 @@ class InterpolationSR(nn.Module):
         return upsample(x, self.scale, self.method)
 
 
-@register("engine", "sr_trainer")
 def create_sr_trainer(
     network: nn.Module,
     train_data_loader: Any,
@@ -454,7 +299,6 @@ def create_sr_trainer(
     )
 
 
-@register("engine", "sr_evaluator")
 def create_sr_evaluator(
     network: nn.Module,
     val_data_loader: Any,

@@ -19,7 +19,6 @@ from monai.utils.enums import CommonKeys as Keys
 from torch import nn
 
 from medgen.engines.sr import SRPrepareBatch
-from medgen.registry import register
 
 # Width/depth compression presets: the teacher, its student, and the loss weights used in the bundle.
 DISTILLATION_PRESETS: dict[str, dict[str, Any]] = {
@@ -196,7 +195,6 @@ def _with_features(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[
     return module(x), module.forward_features(x)
 
 
-@register("engine", "sr_distillation_trainer")
 def create_distillation_trainer(
     student: nn.Module,
     teacher: nn.Module,

@@ -19,10 +19,8 @@ from monai.utils.enums import GanKeys
 from torch import nn
 
 from medgen.engines.sr import SRPrepareBatch
-from medgen.registry import register
 
 
-@register("engine", "srgan_trainer")
 class SRGANTrainer(Trainer):
     """Conditional GAN trainer for SR: generator ``G(lr)``, discriminator on HR vs ``G(lr)``.
 

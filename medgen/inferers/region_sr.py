@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from monai.utils import optional_import
 
 from medgen.networks.utils import load_checkpoint, read_checkpoint
-from medgen.registry import REGISTRY, register
+from medgen.registry import REGISTRY
 
 __all__ = [
     "BicubicBackend",
@@ -61,7 +61,6 @@ def create_sr_backend(name: str, **kwargs: Any) -> RegionSRBackend:
     return REGISTRY.create("sr_backend", name, **kwargs)
 
 
-@register("sr_backend", "bicubic")
 class BicubicBackend:
     """Bicubic interpolation (PyTorch, ``align_corners=False``), clamped to [0, 1]."""
 
@@ -74,7 +73,6 @@ class BicubicBackend:
         ).clamp(0, 1)
 
 
-@register("sr_backend", "network")
 class NetworkBackend:
     """A registered SR network (LR in, x``scale`` out) from a local checkpoint.
 
@@ -125,7 +123,6 @@ class NetworkBackend:
         return out.clamp(0, 1).to(patches.device)
 
 
-@register("sr_backend", "latent_diffusion")
 class LatentDiffusionBackend:
     """LDM-SR sampling: noise latent at LR size, DDIM steps on ``cat(latent, LR)``, decode.
 
@@ -213,7 +210,6 @@ class LatentDiffusionBackend:
         return out.to(patches.device)
 
 
-@register("sr_backend", "diffusers")
 class DiffusersBackend:
     """CompVis LDM x4 (``LDMSuperResolutionPipeline``) loaded from a local folder only; needs ``diffusers``.
 

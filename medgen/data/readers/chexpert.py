@@ -18,7 +18,6 @@ from medgen.data.readers._common import (
     require_dir,
     resolve_labels,
 )
-from medgen.registry import register
 
 LAYOUT = """  <dataset_dir>/                  (CheXpert-v1.0 or CheXpert-v1.0-small)
     train.csv, valid.csv
@@ -60,7 +59,6 @@ def _resolve_image(root: Path, rel: str, check: bool) -> str:
     return inside
 
 
-@register("dataset", "chexpert")
 def read_chexpert(
     root: str | Path,
     split: str = "train",

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from medgen.data.readers._common import SIDECAR_PATTERNS, new_collector, require_dir, walk_files
-from medgen.registry import register
 
 DICOM_IGNORE = ("DICOMDIR", *SIDECAR_PATTERNS)
 
@@ -30,7 +29,6 @@ def _slice_order(ds) -> tuple:
     return (1, float(number) if number is not None else 0.0)
 
 
-@register("dataset", "dicom_folder")
 def read_dicom_folder(
     root: str | Path,
     ignore: Sequence[str] = DICOM_IGNORE,

@@ -26,7 +26,6 @@ from medgen.data.readers._common import (
     require_dir,
     walk_files,
 )
-from medgen.registry import register
 
 logger = logging.getLogger("medgen.data")
 
@@ -124,7 +123,6 @@ def _patient_warning(items: list[dict], what: str) -> None:
         )
 
 
-@register("dataset", "image_folder")
 def read_image_folder(
     root: str | Path,
     patient_id: str | Callable[[Path], str] = "auto",
@@ -212,7 +210,6 @@ def _first_present(header: Sequence[str], wanted: str | None, options: Sequence[
     return None
 
 
-@register("dataset", "labelled_folder")
 def read_labelled_folder(
     root: str | Path,
     csv: str = "labels.csv",

@@ -30,7 +30,6 @@ from medgen.data.readers._common import (
     require_dir,
     resolve_labels,
 )
-from medgen.registry import register
 
 _MESH_MAP = DATASET_LABEL_MAPS["indiana"]
 # Canonical findings that Indiana MeSH tags can state, in ALL_LABELS order (Pleural_Thickening via
@@ -150,7 +149,6 @@ def _xml_reports(files: list[Path], collector) -> list[dict]:
     return reports
 
 
-@register("dataset", "indiana_cxr")
 def read_indiana(
     root: str | Path,
     labels: Sequence[str] | None = None,

@@ -9,7 +9,6 @@ import numpy as np
 from medgen.data.errors import DataError
 from medgen.data.labels import MRNET_LABELS
 from medgen.data.readers._common import choose, new_collector, read_csv_rows, require_dir
-from medgen.registry import register
 
 PLANES = ("axial", "coronal", "sagittal")
 LAYOUT = """  <dataset_dir>/
@@ -32,7 +31,6 @@ def check_volume(path: Path, side: int = 256) -> str | None:
     return None
 
 
-@register("dataset", "mrnet")
 def read_mrnet(
     root: str | Path,
     split: str = "train",

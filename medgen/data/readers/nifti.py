@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medgen.data.readers._common import SIDECAR_PATTERNS, choose, new_collector, require_dir, walk_files
-from medgen.registry import register
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _BIDS_SUBJECT = re.compile(r"^sub-[A-Za-z0-9]+$")
@@ -34,7 +33,6 @@ def _nifti_patient(path: Path, root: Path, rule: str | Callable[[Path], str]) ->
     return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
 
 
-@register("dataset", "nifti_folder")
 def read_nifti_folder(
     root: str | Path,
     patient_id: str | Callable[[Path], str] = "auto",

@@ -19,7 +19,6 @@ from medgen.data.readers._common import (
     resolve_labels,
 )
 from medgen.data.split import assert_no_patient_leak, patient_split
-from medgen.registry import register
 
 LAYOUT = """  <dataset_dir>/
     Data_Entry_2017.csv            (or Data_Entry_2017_v2020.csv)
@@ -70,7 +69,6 @@ def _age(text: str) -> float:
     return float(text)
 
 
-@register("dataset", "nih_cxr14")
 def read_nih_cxr14(
     root: str | Path,
     labels: Sequence[str] | None = None,

@@ -19,7 +19,6 @@ from medgen.networks.blocks.sr import (
     scale_last_conv_,
 )
 from medgen.networks.utils import build, sr_factory
-from medgen.registry import register
 
 
 class ResidualDenseBlock(nn.Module):
@@ -99,14 +98,12 @@ _RDN = dict(
 )
 
 
-@register("network", "rdn")
 @sr_factory()
 def rdn(**kwargs) -> RDN:
     """RDN teacher: G0=64, G=32, D=8 blocks of C=6 layers (about 2.5M parameters)."""
     return build("rdn", RDN, dict(_RDN), kwargs)
 
 
-@register("network", "rdn_half")
 @sr_factory()
 def rdn_half(**kwargs) -> RDN:
     """RDN student with half the teacher's width (G0=32, G=16) and half its depth (D=4, C=3): about 191K parameters, 7.5% of `rdn`."""

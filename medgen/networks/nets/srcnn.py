@@ -12,7 +12,6 @@ from torch import nn
 
 from medgen.networks.blocks.sr import SRNetwork, bicubic_upsample, check_scale, scale_last_conv_
 from medgen.networks.utils import build, sr_factory
-from medgen.registry import register
 
 
 class SRCNN(SRNetwork):
@@ -53,7 +52,6 @@ class SRCNN(SRNetwork):
         return (out + up if self.residual else out), feats
 
 
-@register("network", "srcnn")
 @sr_factory()
 def srcnn(**kwargs) -> SRCNN:
     """SRCNN 9-5-5 with 64/32 channels (about 57K parameters)."""

@@ -11,7 +11,6 @@ from torch import nn
 
 from medgen.networks.blocks.sr import SRNetwork, bicubic_upsample, check_scale, conv3x3, scale_last_conv_
 from medgen.networks.utils import build, sr_factory
-from medgen.registry import register
 
 
 class DenseBlock(nn.Module):
@@ -84,7 +83,6 @@ class SRDenseNet(SRNetwork):
         return out, feats[1:] + [fused]
 
 
-@register("network", "srdensenet")
 @sr_factory()
 def srdensenet(**kwargs) -> SRDenseNet:
     """SRDenseNet with the paper's sizes: 8 blocks x 8 layers, growth 16, 256-channel bottleneck."""

@@ -20,7 +20,6 @@ from medgen.networks.blocks.sr import (
     scale_last_conv_,
 )
 from medgen.networks.utils import SR_DISCRIMINATOR_TASK, build, sr_factory
-from medgen.registry import register
 
 
 class SeparableResidualBlock(nn.Module):
@@ -128,21 +127,18 @@ class SwiftSRGANDiscriminator(nn.Module):
 _GEN = dict(scale=4, in_channels=1, width=64, num_blocks=16, residual_upsample=True)
 
 
-@register("network", "swift_srgan")
 @sr_factory()
 def swift_srgan(**kwargs) -> SwiftSRGANGenerator:
     """Swift-SRGAN generator as published: width 64, 16 residual blocks."""
     return build("swift_srgan", SwiftSRGANGenerator, dict(_GEN), kwargs)
 
 
-@register("network", "swift_srgan_tiny")
 @sr_factory()
 def swift_srgan_tiny(**kwargs) -> SwiftSRGANGenerator:
     """Compact student: width 32, 4 residual blocks."""
     return build("swift_srgan_tiny", SwiftSRGANGenerator, dict(_GEN, width=32, num_blocks=4), kwargs)
 
 
-@register("network", "swift_srgan_discriminator")
 @sr_factory(SR_DISCRIMINATOR_TASK)
 def swift_srgan_discriminator(**kwargs) -> SwiftSRGANDiscriminator:
     """Swift-SRGAN discriminator as published: width 64, 8 blocks."""

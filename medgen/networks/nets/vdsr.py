@@ -7,7 +7,6 @@ from torch import nn
 
 from medgen.networks.blocks.sr import SRNetwork, bicubic_upsample, check_scale, conv3x3, scale_last_conv_
 from medgen.networks.utils import build, sr_factory
-from medgen.registry import register
 
 
 class VDSR(SRNetwork):
@@ -40,7 +39,6 @@ class VDSR(SRNetwork):
         return self.tail(feats[-1]) + up, feats
 
 
-@register("network", "vdsr")
 @sr_factory()
 def vdsr(**kwargs) -> VDSR:
     """VDSR with 20 layers of 64 channels (about 665K parameters)."""

@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from medgen.networks.utils import apply_checkpoint, read_checkpoint, save_checkpoint
-from medgen.registry import register
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +291,6 @@ class ViTClassifier(nn.Module):
         return s.mean(-1) + self.csra_lambda * (att * s).sum(-1)
 
 
-@register("network", "vit_phantom_small")
 def vit_phantom_small(
     labels: Sequence[str] | None = None,
     img_size: int = 128,
@@ -322,7 +320,6 @@ def vit_phantom_small(
     )
 
 
-@register("network", "vit_base_patch16_224")
 def vit_base_patch16_224(
     labels: Sequence[str] | None = None,
     img_size: int = 224,

@@ -27,8 +27,6 @@ from monai.data import MetaTensor
 from monai.transforms import GaussianSmooth, Randomizable, Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor, look_up_option
 
-from medgen.registry import register
-
 DOWNSAMPLE_METHODS = ("bicubic", "area", "lanczos")
 UPSAMPLE_METHODS = ("bicubic", "lanczos", "nearest", "bilinear")
 
@@ -141,7 +139,6 @@ def _sample(rng: np.random.RandomState, value: float | Sequence[float] | None, n
     return float(rng.uniform(low, high))
 
 
-@register("transform", "paired_degradation")
 class PairedDegradation(Randomizable, Transform):
     """Make an (LR, HR) pair from one HR image: blur, anti-aliased downsampling, Poisson-Gaussian noise.
 

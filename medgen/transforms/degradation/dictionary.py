@@ -9,11 +9,9 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable
 
-from medgen.registry import register
 from medgen.transforms.degradation.array import PairedDegradation
 
 
-@register("transform", "paired_degradationd")
 class PairedDegradationd(Randomizable, MapTransform):
     """Read an HR image from ``keys`` and write the pair under ``lr_key`` and ``hr_key``.
 

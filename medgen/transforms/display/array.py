@@ -19,8 +19,6 @@ from monai.config import NdarrayOrTensor
 from monai.transforms import HistogramNormalize, MedianSmooth, Transform
 from monai.utils import convert_to_dst_type, convert_to_numpy, look_up_option
 
-from medgen.registry import register
-
 
 def _check(img: NdarrayOrTensor, op: str) -> np.ndarray:
     """float32 numpy (C, H, W) copy of ``img``; refuses other shapes and values outside [0, 1]."""
@@ -181,7 +179,6 @@ class _Op(Transform):
         return OPS[self.op](img, **self.params)
 
 
-@register("transform", "window")
 class Window(_Op):
     """Linear window ``Window(center=0.5, width=1.0)``; see :func:`window`."""
 
@@ -191,7 +188,6 @@ class Window(_Op):
         super().__init__(center=center, width=width)
 
 
-@register("transform", "clahe")
 class CLAHE(_Op):
     """CLAHE ``CLAHE(clip_limit=0.01, kernel_size=None, nbins=256)``; see :func:`clahe`."""
 
@@ -201,7 +197,6 @@ class CLAHE(_Op):
         super().__init__(clip_limit=clip_limit, kernel_size=kernel_size, nbins=nbins)
 
 
-@register("transform", "median_filter")
 class MedianFilter(_Op):
     """Median filter ``MedianFilter(radius=1)``; see :func:`median_filter`."""
 
@@ -211,7 +206,6 @@ class MedianFilter(_Op):
         super().__init__(radius=radius)
 
 
-@register("transform", "unsharp_mask")
 class UnsharpMask(_Op):
     """Unsharp masking ``UnsharpMask(radius=1.0, amount=1.0)``; see :func:`unsharp_mask`."""
 
@@ -221,7 +215,6 @@ class UnsharpMask(_Op):
         super().__init__(radius=radius, amount=amount)
 
 
-@register("transform", "equalize_histogram")
 class EqualizeHistogram(_Op):
     """Global histogram equalisation ``EqualizeHistogram(num_bins=256)``; see :func:`equalize_histogram`."""
 
@@ -231,7 +224,6 @@ class EqualizeHistogram(_Op):
         super().__init__(num_bins=num_bins)
 
 
-@register("transform", "vignette")
 class Vignette(_Op):
     """Corner darkening ``Vignette(strength=0.3, power=2.0)``; see :func:`vignette`."""
 
@@ -241,7 +233,6 @@ class Vignette(_Op):
         super().__init__(strength=strength, power=power)
 
 
-@register("transform", "enhance_preset")
 class EnhancePreset(Transform):
     """One of the named enhancement presets: ``EnhancePreset("balanced")``.
 

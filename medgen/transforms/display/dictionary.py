@@ -8,7 +8,6 @@ from typing import Any
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-from medgen.registry import register
 from medgen.transforms.display.array import (
     CLAHE,
     EnhancePreset,
@@ -38,49 +37,42 @@ class _Mapd(MapTransform):
         return d
 
 
-@register("transform", "windowd")
 class Windowd(_Mapd):
     """Dictionary :class:`~medgen.transforms.display.array.Window`: ``Windowd("image", center, width)``."""
 
     array_class = Window
 
 
-@register("transform", "clahed")
 class CLAHEd(_Mapd):
     """Dictionary :class:`~medgen.transforms.display.array.CLAHE`."""
 
     array_class = CLAHE
 
 
-@register("transform", "median_filterd")
 class MedianFilterd(_Mapd):
     """Dictionary :class:`~medgen.transforms.display.array.MedianFilter`."""
 
     array_class = MedianFilter
 
 
-@register("transform", "unsharp_maskd")
 class UnsharpMaskd(_Mapd):
     """Dictionary :class:`~medgen.transforms.display.array.UnsharpMask`."""
 
     array_class = UnsharpMask
 
 
-@register("transform", "equalize_histogramd")
 class EqualizeHistogramd(_Mapd):
     """Dictionary :class:`~medgen.transforms.display.array.EqualizeHistogram`."""
 
     array_class = EqualizeHistogram
 
 
-@register("transform", "vignetted")
 class Vignetted(_Mapd):
     """Dictionary :class:`~medgen.transforms.display.array.Vignette`."""
 
     array_class = Vignette
 
 
-@register("transform", "enhance_presetd")
 class EnhancePresetd(_Mapd):
     """Dictionary :class:`~medgen.transforms.display.array.EnhancePreset`: ``EnhancePresetd("image", "balanced")``."""
 

@@ -28,7 +28,6 @@ from monai.data import MetaTensor
 from monai.transforms import Transform
 from monai.utils import look_up_option
 
-from medgen.registry import register
 from medgen.transforms.io.dicom import DICOM_READERS, read_dicom
 from medgen.transforms.io.errors import RadiographLoadError
 from medgen.transforms.io.raster import read_nifti, read_pillow
@@ -65,7 +64,6 @@ def detect_format(path: Path) -> str:
     )
 
 
-@register("transform", "load_radiograph")
 class LoadRadiograph(Transform):
     """Load one radiograph file as a float32 ``MetaTensor`` of shape (1, H, W) with values in [0, 1].
 
@@ -242,7 +240,6 @@ def _source_name(source: str) -> tuple[str, str]:
     return name, ""
 
 
-@register("transform", "save_radiograph")
 class SaveRadiograph(Transform):
     """Write a (1, H, W) [0, 1] image in the format and bit depth of the file it was computed from.
 

@@ -9,11 +9,9 @@ from typing import Any
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from medgen.registry import register
 from medgen.transforms.io.array import LoadRadiograph, SaveRadiograph
 
 
-@register("transform", "load_radiographd")
 class LoadRadiographd(MapTransform):
     """Replace each file path under ``keys`` by its radiograph ``MetaTensor`` (1, H, W) in [0, 1].
 
@@ -35,7 +33,6 @@ class LoadRadiographd(MapTransform):
         return d
 
 
-@register("transform", "save_radiographd")
 class SaveRadiographd(MapTransform):
     """Write each (1, H, W) [0, 1] image under ``keys`` in the format of its source image (bundle postprocessing).
 
