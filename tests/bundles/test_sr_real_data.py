@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from medgen.cli import main
-from medgen.data.errors import DataError
 from medgen.data.cache import check_sr_images, image_shape, sr_train_dataset
+from medgen.data.errors import DataError
 from medgen.engines.sr import sr_patch_transform, sr_validation_items, sr_whole_image_transform
 from medgen.registry.bundles import get_bundle
 

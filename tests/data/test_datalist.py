@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from medgen.data.datalist import inference_items, load_datalist, phantom_split
-from medgen.data.layouts import detect_layout
 from medgen.data.errors import DataError
 from medgen.data.labels import NIH_LABELS
+from medgen.data.layouts import detect_layout
 from medgen.data.readers import read_image_folder, read_labelled_folder
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "realdata"
