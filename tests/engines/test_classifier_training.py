@@ -81,3 +81,29 @@ def test_gradient_clip_handler_from_a_bundle_config_clips():
         from medgen.handlers.gradient import GradientClipHandler
 
         GradientClipHandler(0)
+
+
+def test_augmentations_draw_the_same_pixels_without_meta_tracking():
+    """train_classifier runs its augmentations with MONAI metadata tracking off (speed); the pixels must not change."""
+    from monai.data import MetaTensor, get_track_meta
+
+    from medgen.engines.classifier import classifier_train_transforms, without_meta_tracking
+
+    x = torch.rand(1, 48, 48, generator=torch.Generator().manual_seed(3))
+    outs = []
+    for off in (False, True):
+        t = classifier_train_transforms(size=48, hflip_prob=0.5).set_random_state(7)
+        if off:
+            with without_meta_tracking():
+                assert not get_track_meta()
+                got = [t({"image": x.clone()})["image"] for _ in range(6)]
+            assert get_track_meta(), "tracking must be restored after the block"
+        else:
+            got = [t({"image": x.clone()})["image"] for _ in range(6)]
+        outs.append(got)
+    assert all(isinstance(o, MetaTensor) for o in outs[0])
+    assert not any(isinstance(o, MetaTensor) for o in outs[1])
+    changed = sum(not torch.equal(o, x) for o in outs[1])
+    assert changed >= 3, "the augmentations should change most draws"
+    for a, b in zip(outs[0], outs[1], strict=True):
+        torch.testing.assert_close(a.as_tensor(), b, rtol=0, atol=1e-6)
