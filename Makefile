@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml plugins/medgen-plugin-example/pyproject.toml
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(PY) -e ".[dev,content]" -e plugins/medgen-plugin-example
+	$(UV) pip install --quiet --python $(PY) -e ".[dev,content,text]" -e plugins/medgen-plugin-example
 	@touch $@
 
 install: $(VENV)/.installed

@@ -80,5 +80,9 @@ MANIFEST = {
         "engine.sr_distillation_trainer": "medgen.engines.sr_distill:create_distillation_trainer",
         "engine.srgan_trainer": "medgen.engines.sr_gan:SRGANTrainer",
         "loss.bce_multilabel": "medgen.losses.classification:MultiLabelBCELoss",
+        # --- text encoders (medgen.networks.text) ----------------------------------------------------------
+        "text_encoder.minilm": "medgen.networks.text.encoders:minilm",
+        "text_encoder.bert_folder": "medgen.networks.text.encoders:bert_folder",
+        "text_encoder.scratch_transformer": "medgen.networks.text.scratch:scratch_transformer",
     },
 }
