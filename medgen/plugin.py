@@ -31,6 +31,8 @@ MANIFEST = {
         # --- networks: classifiers ----------------------------------------------------------------------
         "network.vit_phantom_small": "medgen.networks.nets.vit_classifier:vit_phantom_small",
         "network.vit_base_patch16_224": "medgen.networks.nets.vit_classifier:vit_base_patch16_224",
+        # --- networks: latent diffusion -----------------------------------------------------------------
+        "network.cxr_ldm_autoencoder": "medgen.networks.nets.latent_autoencoder:cxr_ldm_autoencoder",
         # --- datasets (medgen.data) ---------------------------------------------------------------------
         "dataset.phantom": "medgen.data.phantom.dataset:PhantomDataset",
         "dataset.nih_cxr14": "medgen.data.readers.nih:read_nih_cxr14",

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medgen.engines.autoencoder import autoencoder_loss, cosine_lr_handler, fit_scale_factor
 from medgen.engines.sr import HR_KEY, LR_KEY
 from medgen.networks.nets.ldm_sr import LDMSuperResolution
 from medgen.networks.utils import save_checkpoint
@@ -89,22 +90,6 @@ class _ConcatDiffusionInferer:
 
     def __call__(self, inputs, network, *args, **kwargs):
         return self.inferer(inputs, network, *args, mode="concat", **kwargs)
-
-
-def _autoencoder_loss(kl_weight: float):
-    def loss(output: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
-        recon, mu, sigma = output
-        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-8) - 1).sum(dim=(1, 2, 3)).mean()
-        return F.l1_loss(recon, target) + kl_weight * kl
-
-    return loss
-
-
-def _cosine(opt: torch.optim.Optimizer, iterations: int, lr: float) -> Any:
-    from monai.handlers import LrScheduleHandler
-
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, iterations), eta_min=lr * 1e-2)
-    return LrScheduleHandler(sched, print_lr=False, epoch_level=False)
 
 
 def train_ldm_sr(
@@ -175,15 +160,15 @@ def train_ldm_sr(
         train_data_loader=ae_loader,
         network=ae,
         optimizer=ae_opt,
-        loss_function=_autoencoder_loss(kl_weight),
-        train_handlers=[_cosine(ae_opt, ae_epochs * len(ae_loader), ae_lr)],
+        loss_function=autoencoder_loss(kl_weight),
+        train_handlers=[cosine_lr_handler(ae_opt, ae_epochs * len(ae_loader), ae_lr)],
         decollate=False,
     )
     attach_progress(ae_trainer, "LDM-SR autoencoder").run()
     ae.eval()
     with torch.no_grad():
         latents = torch.cat([ae.encode(target[i : i + 256])[0] for i in range(0, len(target), 256)])
-        model.latent_scale.fill_(1.0 / latents.std().clamp_min(1e-6))
+        model.latent_scale.fill_(fit_scale_factor(lambda b: b, latents, batch_size=256))
         latents = latents * model.latent_scale
 
     # stage 2: diffusion UNet on cached latents, LR concatenated
@@ -206,7 +191,7 @@ def train_ldm_sr(
         loss_function=nn.MSELoss(),
         inferer=_ConcatDiffusionInferer(scheduler),  # type: ignore[arg-type]
         prepare_batch=prepare,
-        train_handlers=[_cosine(unet_opt, unet_epochs * len(unet_loader), lr)],
+        train_handlers=[cosine_lr_handler(unet_opt, unet_epochs * len(unet_loader), lr)],
         decollate=False,
     )
     attach_progress(unet_trainer, "LDM-SR diffusion UNet").run()
