@@ -33,6 +33,7 @@ MANIFEST = {
         "network.vit_base_patch16_224": "medgen.networks.nets.vit_classifier:vit_base_patch16_224",
         # --- networks: latent diffusion -----------------------------------------------------------------
         "network.cxr_ldm_autoencoder": "medgen.networks.nets.latent_autoencoder:cxr_ldm_autoencoder",
+        "network.text_conditioned_unet": "medgen.networks.nets.text_ldm:text_conditioned_unet",
         # --- datasets (medgen.data) ---------------------------------------------------------------------
         "dataset.phantom": "medgen.data.phantom.dataset:PhantomDataset",
         "dataset.nih_cxr14": "medgen.data.readers.nih:read_nih_cxr14",

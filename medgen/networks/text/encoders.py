@@ -232,12 +232,17 @@ class TextEncoder(nn.Module):
             mask[i, : len(row)] = True
         return ids.to(self.device), mask.to(self.device)
 
-    def _encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = self.tokenize(texts)
+    def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """States ``(B, T, dim)`` of already tokenized, padded ``ids`` / ``mask`` (from :meth:`tokenize`); padded
+        positions zero. The path :meth:`encode` and :meth:`null_states` take, so training on cached ids
+        conditions exactly as sampling from text does."""
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             states = self.token_states(ids, mask).float()
-            states = states.masked_fill(~mask[..., None], 0.0)
-        return states, mask
+            return states.masked_fill(~mask.bool()[..., None], 0.0)
+
+    def _encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.tokenize(texts)
+        return self.encode_ids(ids, mask), mask
 
 
 # ------------------------------------------------------------------------------------ Hugging Face encoders
