@@ -111,3 +111,31 @@ def test_bad_input_is_named():
         train_text_diffusion(model, torch.zeros(2, 2, 8, 8), PROMPTS, prediction_type="x0", progress=False)
     with pytest.raises(ValueError, match="empty"):
         model.pack([""])
+
+
+def test_trained_parts_sample_end_to_end_through_the_guided_sampler():
+    """Autoencoder + text-conditioned UNet + its encoder -> TextLatentDiffusionSampler: images in [0, 1], the same
+    seed gives the same image batched or alone, guidance changes the image."""
+    from monai.networks.schedulers import DDIMScheduler
+
+    from medgen.inferers.text_ldm import TextLatentDiffusionSampler
+    from medgen.networks.nets.latent_autoencoder import cxr_ldm_autoencoder
+
+    torch.manual_seed(0)
+    ae = cxr_ldm_autoencoder(channels=(8, 16), latent_channels=2, num_res_blocks=1, norm_num_groups=4).eval()
+    ae.scale_factor.fill_(1.7)
+    model = tiny_model()
+    with torch.no_grad():  # MONAI zero-initialises output and attention projections: give them weights
+        for p in model.unet.parameters():
+            if p.ndim > 1 and not p.any():
+                p.normal_(std=0.05)
+    sampler = TextLatentDiffusionSampler(
+        model.text_encoder, model, ae.vae, DDIMScheduler(100, clip_sample=False), float(ae.scale_factor),
+        ae.latent_shape(16),
+    )  # fmt: skip
+    both = sampler.generate(PROMPTS, steps=5, guidance=4.0, seed=3, batch_size=2)
+    alone = sampler.generate(PROMPTS[1:], steps=5, guidance=4.0, seed=4, batch_size=1)
+    assert both.shape == (2, 1, 16, 16) and 0.0 <= float(both.min()) and float(both.max()) <= 1.0
+    torch.testing.assert_close(both[1:], alone, rtol=0, atol=1e-5)
+    g1 = sampler.generate(PROMPTS[1:], steps=5, guidance=1.0, seed=4, batch_size=1)
+    assert not torch.allclose(g1, alone, atol=1e-4)
