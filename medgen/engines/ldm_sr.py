@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medgen.engines.autoencoder import autoencoder_loss, cosine_lr_handler, fit_scale_factor
+from medgen.engines.diffusion import DiffusionModeInferer
 from medgen.engines.sr import HR_KEY, LR_KEY
 from medgen.networks.nets.ldm_sr import LDMSuperResolution
 from medgen.networks.utils import save_checkpoint
@@ -78,18 +79,6 @@ class RandomPatchPairs(torch.utils.data.Dataset):
             if crop.std() > self.min_std:
                 break
         return {LR_KEY: degrade(crop[None], self.scale)[0], HR_KEY: crop}
-
-
-class _ConcatDiffusionInferer:
-    """``DiffusionInferer`` called in ``mode="concat"`` (``SupervisedTrainer`` passes no mode argument)."""
-
-    def __init__(self, scheduler: Any) -> None:
-        from monai.inferers import DiffusionInferer
-
-        self.inferer = DiffusionInferer(scheduler)
-
-    def __call__(self, inputs, network, *args, **kwargs):
-        return self.inferer(inputs, network, *args, mode="concat", **kwargs)
 
 
 def train_ldm_sr(
@@ -189,7 +178,7 @@ def train_ldm_sr(
         network=model.unet,
         optimizer=unet_opt,
         loss_function=nn.MSELoss(),
-        inferer=_ConcatDiffusionInferer(scheduler),  # type: ignore[arg-type]
+        inferer=DiffusionModeInferer(scheduler, "concat"),  # type: ignore[arg-type]
         prepare_batch=prepare,
         train_handlers=[cosine_lr_handler(unet_opt, unet_epochs * len(unet_loader), lr)],
         decollate=False,

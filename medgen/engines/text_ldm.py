@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from medgen.engines.autoencoder import cosine_lr_handler
+from medgen.engines.diffusion import DiffusionModeInferer
 
 __all__ = ["NullPromptDropout", "train_text_diffusion"]
 
@@ -50,18 +51,6 @@ class NullPromptDropout:
         self.dropped += int(drop.sum())
         self.seen += len(drop)
         return images, target, args, infer_kwargs
-
-
-class _CrossAttnInferer:
-    """``DiffusionInferer`` in ``crossattn`` mode (``SupervisedTrainer`` passes no mode argument)."""
-
-    def __init__(self, scheduler: Any) -> None:
-        from monai.inferers import DiffusionInferer
-
-        self.inferer = DiffusionInferer(scheduler)
-
-    def __call__(self, inputs, network, *args, **kwargs):
-        return self.inferer(inputs, network, *args, mode="crossattn", **kwargs)
 
 
 def train_text_diffusion(
@@ -131,7 +120,7 @@ def train_text_diffusion(
         network=model,
         optimizer=opt,
         loss_function=nn.MSELoss(),
-        inferer=_CrossAttnInferer(scheduler),  # type: ignore[arg-type]
+        inferer=DiffusionModeInferer(scheduler, "crossattn"),  # type: ignore[arg-type]
         prepare_batch=prepare,
         train_handlers=[cosine_lr_handler(opt, epochs * len(loader), lr)],
         decollate=False,
