@@ -47,7 +47,8 @@ FIELD_SOURCES = {
     "chexpert, indiana_cxr or the phantom",
     "masks": "pixel masks of each finding: only the phantom renders them",
     "boxes": "finding bounding boxes: nih_cxr14 with dataset_kwargs {with_boxes: true}",
-    "report": "report text: indiana_cxr or the phantom",
+    "report": "report text: indiana_cxr, labelled_folder with dataset_kwargs {report_column: <column>}, "
+    "or the phantom",
 }
 
 

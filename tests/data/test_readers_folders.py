@@ -1,7 +1,9 @@
-"""Generic DICOM and NIfTI folder readers: grouping, patient ids, and one error for every bad file."""
+"""Generic DICOM and NIfTI folder readers: grouping, patient ids, and one error for every bad file; the
+labelled folder's report-text column."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 
 import nibabel as nib
@@ -10,9 +12,12 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
+from readers_fixtures import write_png
 
+from medgen.data.datalist import load_datalist
 from medgen.data.errors import DataError
-from medgen.data.readers import read_dicom_folder, read_nifti_folder
+from medgen.data.readers import read_dicom_folder, read_labelled_folder, read_nifti_folder
+from medgen.data.report_findings import parse_findings
 
 
 def _series(folder, n_slices, patient="P1"):
@@ -103,3 +108,76 @@ def test_nifti_folder_lists_corrupt_and_unsupported_files(tmp_path):
     assert "scan.mha: unsupported file type" in text
     items = read_nifti_folder(tmp_path, on_error="skip", skip_report=tmp_path.parent / "skip.tsv")
     assert [it["name"] for it in items] == ["a/good.nii.gz"] and items[0]["patient_id"] == "a"
+
+
+REPORTS = [
+    "Small left pleural effusion. No pneumothorax.",
+    "The heart is not enlarged. No pleural effusion or pneumothorax.",
+    'Moderate right pleural effusion, with a "meniscus" sign.\nIMPRESSION: 1) Effusion.',  # quoted, multi-line
+    "Lungs are clear, no effusion.",
+]
+
+
+def _report_folder(root, reports=REPORTS, n=10):
+    """PNGs + labels.csv with image, patient_id, Effusion and a free-text report column (commas, quotes and
+    line breaks inside cells, as a spreadsheet export writes them)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "patient_id", "Effusion", "report"])
+        for i in range(n):
+            write_png(root / "images" / f"{i}.png", value=10 * i)
+            text = reports[i % len(reports)]
+            w.writerow([f"images/{i}.png", f"p{i}", int(parse_findings(text, ["Effusion"])[0]), text])
+    return root
+
+
+def test_labelled_folder_report_column(tmp_path):
+    root = _report_folder(tmp_path / "cxr")
+    items = read_labelled_folder(root, report_column="report", check="exists")
+    assert [it["report"] for it in items[:4]] == REPORTS
+    assert all(it["labels"] == ["Effusion"] for it in items)  # the report column is not a finding column
+    assert "report" not in items[0]["labels"] and set(items[0]) >= {"image", "label", "report", "patient_id"}
+    for it in items:  # the labels were written from the parser's reading of each report
+        assert it["label"].tolist() == parse_findings(it["report"], ["Effusion"]).tolist()
+    with pytest.raises(DataError, match=r"labels.csv: report_column 'Report' not found; columns are \["):
+        read_labelled_folder(root, report_column="Report", check="exists")
+    with pytest.raises(DataError, match="report_column 'report' is also metadata_columns"):
+        read_labelled_folder(root, report_column="report", metadata_columns=["report"], check="exists")
+    with pytest.raises(DataError, match=r"\['report'\] are neither.*report_column"):
+        read_labelled_folder(root, check="exists")  # an unlisted text column is named, with the option
+
+
+def test_empty_report_cells_are_bad_rows(tmp_path):
+    root = _report_folder(tmp_path / "cxr", reports=REPORTS[:3] + ["  "], n=8)  # rows 4 and 8 have no text
+    with pytest.raises(DataError) as err:
+        read_labelled_folder(root, report_column="report", check="exists")
+    # CSV line numbers (rows 3 and 7 end on lines 6 and 11: the quoted multi-line cells count their lines)
+    assert [p.where for p in err.value.problems] == ["labels.csv:6", "labels.csv:11"]
+    assert "empty report text in column 'report'" in str(err.value)
+    skip = tmp_path / "skipped.tsv"
+    items = read_labelled_folder(
+        root, report_column="report", check="exists", on_error="skip", skip_report=skip
+    )
+    assert len(items) == 6 and all(it["report"] for it in items)
+    assert len(skip.read_text().splitlines()) == 3  # header + the two rows, never skipped silently
+
+
+def test_report_column_through_load_datalist(tmp_path):
+    root = _report_folder(tmp_path / "cxr")
+    kwargs = {"report_column": "report", "check": "exists"}  # decoding would import torch: tested elsewhere
+    splits = load_datalist("labelled_folder", root, kwargs, requires=("image", "report"), workflow="text")
+    items = splits.train + splits.val + splits.test
+    assert len(items) == 10 and all(isinstance(it["report"], str) and it["report"] for it in items)
+    assert {it["report"] for it in items} == set(REPORTS)
+    # without report_column no item has a report, even with the column kept as metadata: refused, with the fix
+    with pytest.raises(
+        DataError, match=r"needs 'report'.*labelled_folder with dataset_kwargs \{report_column"
+    ):
+        load_datalist(
+            "labelled_folder",
+            root,
+            {"metadata_columns": ["report"], "check": "exists"},
+            requires=("image", "report"),
+            workflow="text",
+        )

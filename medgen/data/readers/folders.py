@@ -3,9 +3,9 @@
 ``image_folder`` finds every PNG (8/16-bit), JPEG, DICOM and NIfTI file under a folder, recursively, without
 labels (super-resolution, inference). ``labelled_folder`` reads a CSV with a path column, an optional patient
 column and one 1/0/blank column per finding (or one ``|``-separated findings column), mapped onto the
-canonical label names. Both check every image by decoding it with the one radiograph loader
-(:class:`medgen.transforms.io.LoadRadiograph`), so a corrupt file, a non-image or a colour photo is reported
-here, with its name, not halfway through a training run.
+canonical label names, and optionally a column of report text. Both check every image by decoding it with the
+one radiograph loader (:class:`medgen.transforms.io.LoadRadiograph`), so a corrupt file, a non-image or a
+colour photo is reported here, with its name, not halfway through a training run.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ CHECK_MODES = ("decode", "exists")
 PATH_COLUMNS = ("image", "path", "file", "filename", "Path", "Image Index", "image_path")
 PATIENT_COLUMNS = ("patient_id", "Patient ID", "PatientID", "patient", "subject_id")
 _BLANK = ("", "nan", "NaN", "NA", "n/a")
-_RESERVED = ("image", "label", "label_mask", "labels", "patient_id", "name")
+_RESERVED = ("image", "label", "label_mask", "labels", "patient_id", "name", "report")
 
 FOLDER_LAYOUT = """  <dataset_dir>/            any depth; one patient per first-level folder, else per file
     patient_001/a.png, patient_001/b.dcm, patient_002/c.jpg, scan.nii.gz ...
@@ -219,6 +219,7 @@ def read_labelled_folder(
     findings_column: str | None = None,
     findings_separator: str = "|",
     metadata_columns: Sequence[str] = (),
+    report_column: str | None = None,
     labels: Sequence[str] | None = None,
     patient_id: str | Callable[[Path], str] = "auto",
     check: str = "decode",
@@ -240,6 +241,9 @@ def read_labelled_folder(
         findings_column: instead of one column per finding, one column of ``findings_separator``-separated
             names (NIH's ``Finding Labels``; ``No Finding`` = all negative); other columns are metadata.
         metadata_columns: columns kept in the items as strings (age, view, ...), never read as labels.
+        report_column: a column of report text, kept as the item's ``report`` (what report-conditioned
+            workflows need); a row with an empty report cell is a bad row. Without it no item has a
+            ``report``.
         labels: the label list of the ``label`` vector (canonical); default: the finding columns in CSV order
             (``findings_column``: NIH's 14 when every name found is an NIH finding, else the names found).
             Labels the CSV does not state are NaN with ``label_mask`` 0.
@@ -251,7 +255,7 @@ def read_labelled_folder(
 
     Returns:
         dicts with ``image``, ``label``, ``label_mask`` (float32 over ``labels``), ``labels`` (the names),
-        ``patient_id``, ``name`` and the metadata columns.
+        ``patient_id``, ``name``, ``report`` (with ``report_column``) and the metadata columns.
     """
     root = require_dir(root, "labelled_folder")
     check = choose(check, CHECK_MODES, "check")
@@ -279,18 +283,37 @@ def read_labelled_folder(
     unknown_meta = sorted(meta - set(header))
     if unknown_meta:
         raise DataError(f"{csv_path}: metadata_columns {unknown_meta} not in the CSV (columns {header}).")
+    if report_column is not None:
+        if report_column not in header:
+            raise DataError(f"{csv_path}: report_column {report_column!r} not found; columns are {header}.")
+        other_uses = [
+            what
+            for what, cols in (
+                ("the path column", [path_col]),
+                ("the patient column", [pat_col]),
+                ("findings_column", [findings_column]),
+                ("label_columns", list(label_columns or ())),
+                ("metadata_columns", list(meta)),
+            )
+            if report_column in cols
+        ]
+        if other_uses:
+            raise DataError(
+                f"{csv_path}: report_column {report_column!r} is also {' and '.join(other_uses)}."
+            )
+    not_labels = {path_col, pat_col, report_column}
     if findings_column is not None:
         if findings_column not in header:
             raise DataError(
                 f"{csv_path}: findings_column {findings_column!r} not found; columns are {header}."
             )
         finding_cols: dict[str, str] = {}
-        meta |= set(header) - {path_col, pat_col, findings_column}
+        meta |= set(header) - not_labels - {findings_column}
     else:
         candidates = (
             list(label_columns)
             if label_columns is not None
-            else [h for h in header if h and h not in (path_col, pat_col) and h not in meta]
+            else [h for h in header if h and h not in not_labels and h not in meta]
         )
         missing = [c for c in candidates if c not in header]
         if missing:
@@ -306,15 +329,16 @@ def read_labelled_folder(
                 f"{csv_path}: column(s) {unknown} are neither the path ({path_col!r}), the patient id "
                 f"({pat_col!r}) nor finding names of the medgen label space (medgen.data.labels.ALL_LABELS). "
                 f"Rename finding columns to canonical names (e.g. 'Pleural Effusion' or 'Effusion'), list "
-                f"other columns in dataset_kwargs {{metadata_columns: [...]}}, or give label_columns / "
-                f"findings_column.",
+                f"other columns in dataset_kwargs {{metadata_columns: [...]}} (report text: {{report_column: "
+                f"<name>}}), or give label_columns / findings_column.",
             )
         if label_columns is None:
-            meta |= set(header) - {path_col, pat_col} - set(finding_cols)
+            meta |= set(header) - not_labels - set(finding_cols)
     collector = new_collector("labelled_folder", root, on_error, skip_report)
     loader = _loader(loader_kwargs) if check == "decode" else None
     rows = []
     required = [path_col] + ([findings_column] if findings_column else list(finding_cols))
+    required += [report_column] if report_column else []
     for line, row in read_csv_rows(csv_path, required, ",".join(header), collector):
         where = f"{csv_path.name}:{line}"
         rel = str(row[path_col])
@@ -324,6 +348,10 @@ def read_labelled_folder(
         path = Path(rel) if Path(rel).is_absolute() else root / rel
         if not path.is_file():
             collector.add(where, f"image {rel!r} does not exist under {root}; fix the path or remove the row")
+            continue
+        report = str(row[report_column]).strip() if report_column else None
+        if report_column and not report:
+            collector.add(where, f"empty report text in column {report_column!r}; fill it or remove the row")
             continue
         values: dict[str, float] = {}
         if findings_column:
@@ -357,20 +385,20 @@ def read_labelled_folder(
         if not pid:
             collector.add(where, "empty patient id")
             continue
-        rows.append((path, pid, values, {c: str(row[c]) for c in sorted(meta) if c in row}))
+        rows.append((path, pid, values, {c: str(row[c]) for c in sorted(meta) if c in row}, report))
     collector.finish()
     if not rows:
         raise DataError(f"labelled_folder ({csv_path}): no usable rows; see {collector.skip_report}")
     if labels is None:
         if findings_column:
-            seen = sorted({n for _, _, v, _ in rows for n in v})
+            seen = sorted({n for _, _, v, _, _ in rows for n in v})
             labels = NIH_LABELS if set(seen) <= set(NIH_LABELS) else tuple(seen)
         else:
             labels = tuple(dict.fromkeys(finding_cols.values()))
     labels = tuple(canonical_label(n) for n in labels)
     known = None if findings_column else set(finding_cols.values())
     items = []
-    for path, pid, values, extras in rows:
+    for path, pid, values, extras, report in rows:
         vec, mask = label_vector(values, labels, known=known)  # blank cells are NaN: not stated, masked
         extras = {re.sub(r"\W+", "_", k).strip("_").lower(): v for k, v in extras.items()}
         items.append(
@@ -381,7 +409,8 @@ def read_labelled_folder(
                 "labels": list(labels),
                 "patient_id": pid,
                 "name": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
-                **{k: v for k, v in extras.items() if k not in _RESERVED},
+                **{k: v for k, v in extras.items() if k not in _RESERVED},  # "report" only from report_column
+                **({"report": report} if report is not None else {}),
             }
         )
     if pat_col is None:
