@@ -150,3 +150,25 @@ def train_latent_autoencoder(
     if save_path is not None:
         save_checkpoint(save_path, model)
     return model
+
+
+def write_quality_report(
+    path: str | Path, model: Any, images01: torch.Tensor, split: str = "val", **extra: Any
+) -> dict[str, Any]:
+    """:func:`reconstruction_quality` of ``images01`` plus the scale factor, written to ``path`` (JSON)."""
+    import json
+
+    report = {
+        "split": split,
+        **reconstruction_quality(model, images01),
+        "scale_factor": float(model.scale_factor),
+        "image_size": int(images01.shape[-1]),
+        "latent_shape": list(model.latent_shape(int(images01.shape[-1]))),
+        **{k: str(v) for k, v in extra.items()},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    logger.info("latent autoencoder: %s reconstruction PSNR %.2f dB, SSIM %.3f -> %s", split, report["psnr"],
+                report["ssim"], path)  # fmt: skip
+    return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["attach_progress"]
+__all__ = ["ProgressHandler", "attach_progress"]
 
 
 def _loss(out: Any) -> dict[str, float]:
@@ -20,3 +20,13 @@ def attach_progress(engine: Any, desc: str) -> Any:
 
     ProgressBar(persist=False, desc=desc).attach(engine, output_transform=_loss)
     return engine
+
+
+class ProgressHandler:
+    """:func:`attach_progress` as a MONAI handler, for bundle configs (``train#handlers``)."""
+
+    def __init__(self, desc: str = "training") -> None:
+        self.desc = desc
+
+    def attach(self, engine: Any) -> None:
+        attach_progress(engine, self.desc)

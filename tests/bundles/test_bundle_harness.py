@@ -45,8 +45,10 @@ def _smoke_train(name, trained_roots, tmp_path_factory):
 def test_smoke_train_then_inference_then_verify(name, trained_roots, tmp_path_factory, capsys):
     bundle = _bundle(name)
     root = _smoke_train(name, trained_roots, tmp_path_factory)
-    model = root / "models" / "model.pt"
-    assert model.is_file(), "training must write models/model.pt (MONAI Label reads it)"
+    # one model file (MONAI Label reads models/model.pt), or the files a multi-network bundle names in metadata
+    networks = bundle.metadata.get("medgen_verify_networks") or {"": "models/model.pt"}
+    for weights in networks.values():
+        assert (root / weights).is_file(), f"training must write {weights}"
     assert "inference" in bundle.workflows, "every bundle needs an inference workflow"
     started = time.time()
     assert main(["run", name, "inference", "--config", "smoke", "--bundle-root", str(root)]) == 0
@@ -64,8 +66,10 @@ def test_smoke_train_then_inference_then_verify(name, trained_roots, tmp_path_fa
     capsys.readouterr()
     assert main(["verify", name, "--out", str(root / "export"), "--bundle-root", str(root)]) == 0
     report = capsys.readouterr().out
-    assert '"torchscript_max_abs_diff"' in report and '"weights": "' + str(model) in report
-    assert (root / "export" / "model.ts").is_file()
+    assert '"torchscript_max_abs_diff"' in report
+    for net_id, weights in networks.items():
+        assert '"weights": "' + str(root / weights) in report
+        assert (root / "export" / f"{net_id or 'model'}.ts").is_file()
 
 
 @pytest.mark.parametrize("name", BUNDLES)

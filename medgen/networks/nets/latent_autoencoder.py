@@ -109,6 +109,10 @@ class LatentAutoencoder(torch.nn.Module):
         """Images in [0, 1] from scaled latents (divided by ``scale_factor`` first)."""
         return self.to_image_range(self.vae.decode(latents / self.scale_factor))
 
+    def example_inputs(self, size: int = 64) -> tuple[torch.Tensor]:
+        """One image in the model range, for tracing and ``medgen verify``."""
+        return (torch.rand(1, 1, size, size) * 2.0 - 1.0,)
+
     def latent_shape(self, size: int) -> tuple[int, int, int]:
         """(C, h, w) of the latent of a ``size`` x ``size`` image."""
         if size % self.downsample:

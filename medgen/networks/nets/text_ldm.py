@@ -81,6 +81,11 @@ class TextConditionedUNet(nn.Module):
             raise ValueError(f"context must be packed (B, 2, T) ids and mask, got {tuple(context.shape)}")
         return self.text_encoder.encode_ids(context[:, 0], context[:, 1].bool())
 
+    def example_inputs(self, size: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(latent, timestep, packed prompt)`` for tracing and ``medgen verify``."""
+        x = torch.randn(1, self.latent_channels, size, size)
+        return x, torch.tensor([10]), self.pack(["Moderate cardiomegaly. No pleural effusion."])
+
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.unet(x, timesteps=timesteps, context=self.context_states(context))
 
