@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+GENERATE_BUNDLE = "cxr_text_ldm"
+
 
 def _root_cause(exc: BaseException) -> BaseException:
     seen = set()
@@ -131,6 +133,118 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_options(args: argparse.Namespace) -> None:
+    """Refuse bad ``medgen generate`` options before any model is loaded; each message names the option."""
+    for option, value in (("--n", args.n), ("--batch-size", args.batch_size), ("--steps", args.steps)):
+        if value < 1:
+            raise ValueError(f"{option} {value}: must be an integer >= 1")
+    if not args.guidance >= 1:  # also refuses nan
+        raise ValueError(
+            f"--guidance {args.guidance:g}: must be >= 1 (1: no classifier-free guidance; 3-10 is usual)"
+        )
+    if not 0 <= args.eta <= 1:
+        raise ValueError(f"--eta {args.eta:g}: must be in [0, 1] (0: deterministic DDIM)")
+
+
+def _generate_prompts(args: argparse.Namespace) -> list[str]:
+    from medgen.inferers.text_ldm_io import read_prompts
+
+    prompts = []
+    for i, report in enumerate(args.reports, start=1):
+        if not report.strip():
+            raise ValueError(
+                f'REPORT {i} is empty: give the report text in quotes, e.g. "No acute findings."'
+            )
+        prompts.append(report.strip())
+    if args.prompts_file is not None:
+        error = None  # raised outside the handler: main() reports an exception's root cause
+        try:
+            prompts += read_prompts(args.prompts_file)
+        except (OSError, ValueError) as exc:
+            error = f"--prompts-file: {exc}"
+        if error:
+            raise ValueError(error)
+    if not prompts:
+        raise ValueError("no report text: give one or more REPORT arguments or --prompts-file FILE")
+    return prompts
+
+
+def _generate_models_dir(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    if args.models_dir is not None:
+        option, folder = "--models-dir", Path(args.models_dir)
+    else:
+        if args.bundle_root is not None:
+            option, root = "--bundle-root", Path(args.bundle_root)
+        else:
+            from medgen.registry.bundles import BundleError, get_bundle
+
+            try:
+                option = f"--bundle-root (default: the installed {GENERATE_BUNDLE} bundle)"
+                root = get_bundle(GENERATE_BUNDLE).path
+            except BundleError:
+                root = None
+            if root is None:  # raised outside the handler: main() reports an exception's root cause
+                raise ValueError(
+                    f"bundle {GENERATE_BUNDLE!r} is not installed: pass --models-dir DIR (the folder with "
+                    "autoencoder.pt and unet.pt) or --bundle-root DIR"
+                )
+        folder = root / "models"
+    if not folder.is_dir():
+        raise ValueError(
+            f"{option}: no models folder {str(folder)!r}; it holds autoencoder.pt and unet.pt, written by "
+            f"`medgen run {GENERATE_BUNDLE} train_autoencoder` then `... train_diffusion`; or pass --models-dir DIR"
+        )
+    return folder
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    _generate_options(args)
+    prompts = _generate_prompts(args)
+    folder = _generate_models_dir(args)
+    from medgen.transforms.display import PRESETS
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ValueError(f"--preset {args.preset!r}: unknown; valid presets: {', '.join(sorted(PRESETS))}")
+
+    import torch
+
+    from medgen.inferers.text_ldm import load_text_ldm
+    from medgen.inferers.text_ldm_io import generate_to_files
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    error = None  # raised outside the handler: main() reports an exception's root cause
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        error = f"--device {device!r}: not a torch device; use cpu, cuda or cuda:N"
+    if error:
+        raise ValueError(error)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    sampler = load_text_ldm(folder, device=device)
+    most = int(sampler.scheduler.num_train_timesteps)
+    if args.steps > most:
+        raise ValueError(
+            f"--steps {args.steps}: the model was trained with {most} timesteps; use 1 to {most}"
+        )
+    print(
+        f"medgen: generating {len(prompts)} x {args.n} image(s) with {sampler.model_name} from {folder} "
+        f"on {device}",
+        file=sys.stderr,
+    )
+    records = generate_to_files(
+        sampler, prompts, args.out, n_per_prompt=args.n, steps=args.steps, guidance=args.guidance,
+        seed=args.seed, eta=args.eta, batch_size=args.batch_size, formats=args.format, preset=args.preset,
+        progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    files = sum(len(r["files"]) for r in records)
+    print(f"medgen: wrote {files} file(s) for {len(records)} SYNTHETIC image(s) to {args.out}")
+    print(f"  index: {args.out}/index.json, manifest: {args.out}/manifest.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on error")
@@ -184,6 +298,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/demo")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser(
+        "generate",
+        help=f"report text -> SYNTHETIC chest X-ray files with the {GENERATE_BUNDLE} models",
+        description="Generate chest X-rays from report texts; every file is marked SYNTHETIC (docs/text_ldm.md).",
+    )
+    p.add_argument("reports", nargs="*", metavar="REPORT", help="report text(s), each in quotes")
+    p.add_argument(
+        "--prompts-file", default=None, metavar="FILE", help="UTF-8 text file, one report per line"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (files, index.json, manifest.csv)"
+    )
+    p.add_argument("--n", type=int, default=1, help="images per report (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="image i is seeded seed + i (default 0)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--bundle-root",
+        default=None,
+        metavar="DIR",
+        help=f"the {GENERATE_BUNDLE} bundle root whose models/ to use (default: the installed bundle folder)",
+    )
+    where.add_argument(
+        "--models-dir", default=None, metavar="DIR", help="folder with autoencoder.pt, unet.pt"
+    )
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance, >= 1 (default 7.5)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise in [0, 1] (default 0)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per UNet batch (default 8)")
+    p.add_argument(
+        "--format",
+        nargs="+",
+        default=["png"],
+        choices=["png", "dicom"],
+        help="png and/or dicom (default png)",
+    )
+    p.add_argument(
+        "--preset", default=None, metavar="NAME", help="enhancement preset for the files only, e.g. balanced"
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=cmd_generate)
+
     from medgen.data.phantom.cli import add_cli_arguments
 
     p = sub.add_parser("phantom", help="write chest-radiograph phantoms with masks, labels and reports")
@@ -204,6 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"medgen: error: {_one_line(exc)} (run with --debug for the traceback)", file=sys.stderr)
+        details = str(_root_cause(exc)).strip().splitlines()[1:]  # a problem list (e.g. every bad CSV row)
+        for line in details[:30]:
+            print(f"  {line}", file=sys.stderr)
+        if len(details) > 30:
+            print(f"  ... {len(details) - 30} more line(s)", file=sys.stderr)
         return 2
 
 

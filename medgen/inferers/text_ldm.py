@@ -9,6 +9,8 @@ unconditional branch with a constant, while text needs the encoding of the empty
   whole batch from one generator). Each image draws its initial and eta noise from its own CPU ``torch.Generator``,
   so it comes out the same alone or in any batch, on any device.
 * :class:`TextLatentDiffusionSampler`: prompts -> images in [0, 1], image ``i`` seeded ``seed + i``.
+* :func:`load_text_ldm` / :meth:`TextLatentDiffusionSampler.from_checkpoints`: the sampler from the
+  ``cxr_text_ldm`` bundle's ``models/autoencoder.pt`` and ``models/unet.pt``, checked against each other.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import contextlib
 import logging
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from monai.networks.schedulers import DDIMScheduler
@@ -30,9 +33,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PREDICTION_TYPES", "TextLatentDiffusionSampler", "ddim_step", "guided_ddim_sample"]
+__all__ = [
+    "PREDICTION_TYPES",
+    "TextLatentDiffusionSampler",
+    "ddim_step",
+    "guided_ddim_sample",
+    "load_text_ldm",
+]
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
+# the cxr_text_ldm bundle's checkpoints: <bundle_root>/models/autoencoder.pt and unet.pt
+BUNDLE = "cxr_text_ldm"
+AUTOENCODER_ARCH, UNET_ARCH = "cxr_ldm_autoencoder", "text_conditioned_unet"
+AUTOENCODER_FILE, UNET_FILE = "autoencoder.pt", "unet.pt"
+UNET_EXTRAS = ("num_train_timesteps", "prediction_type", "image_size", "latent_shape")
 
 
 def _is_int(value: object) -> bool:
@@ -278,6 +292,13 @@ class TextLatentDiffusionSampler:
         device: where the UNet and autoencoder run; default the UNet's device.
     """
 
+    #: set by :meth:`from_checkpoints` for provenance (a sampler built by hand keeps these defaults): the image
+    #: size and model name, the two checkpoint paths, and the UNet checkpoint's training extras
+    image_size: int | None = None
+    model_name: str = "text_ldm"
+    checkpoints: dict[str, str] | None = None
+    training: dict[str, Any] | None = None
+
     def __init__(
         self,
         text_encoder: TextEncoder,
@@ -397,3 +418,178 @@ class TextLatentDiffusionSampler:
     def generate_sequential(self, prompts: Sequence[str], **kwargs) -> torch.Tensor:
         """The reference loop for benchmarks: :meth:`generate` one image at a time (``batch_size=1``)."""
         return self.generate(prompts, batch_size=1, **kwargs)
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        autoencoder: str | Path,
+        unet: str | Path,
+        device: str | torch.device | None = None,
+        model_name: str = BUNDLE,
+    ) -> TextLatentDiffusionSampler:
+        """The sampler from an autoencoder and a UNet checkpoint, each rebuilt from the registry.
+
+        ``autoencoder``: ``save_checkpoint(path, LatentAutoencoder)`` (arch ``cxr_ldm_autoencoder``, its
+        ``scale_factor`` in the state dict). ``unet``: ``save_checkpoint(path, TextConditionedUNet, ...)`` with the
+        extras of ``train_text_diffusion`` (``num_train_timesteps``, ``prediction_type``) and of the bundle
+        (``image_size``, ``latent_shape``, and ``autoencoder_scale_factor``: the factor its latents were made
+        with). The DDIM scheduler is built on the training schedule (``DDPMScheduler``'s default
+        ``linear_beta``, or the checkpoint's ``schedule``) with ``clip_sample=False``.
+
+        Args:
+            autoencoder: the autoencoder checkpoint.
+            unet: the diffusion UNet checkpoint (the EMA weights); its text encoder is rebuilt from its config.
+            device: where to run; default the CPU.
+            model_name: the name that :attr:`model_name` starts with (then the two file names).
+
+        Raises:
+            FileNotFoundError: a file is missing (the message names the bundle command that writes it).
+            ValueError: a checkpoint of another network, missing extras, a latent shape or scale factor that
+                the two checkpoints disagree on (each message names the file and the fix).
+            CheckpointError: a file cannot be read.
+        """
+        from medgen.networks.utils import apply_checkpoint, read_checkpoint
+
+        ae_path, unet_path = Path(autoencoder), Path(unet)
+        for path, workflow, what in (
+            (ae_path, "train_autoencoder", "autoencoder"),
+            (unet_path, "train_diffusion", "UNet"),
+        ):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"text LDM {what} checkpoint {str(path)!r} does not exist: train it with "
+                    f"`medgen run {BUNDLE} {workflow}` or point at the folder that holds it"
+                )
+        ae_ckpt, unet_ckpt = read_checkpoint(ae_path), read_checkpoint(unet_path)
+        _check_arch(ae_ckpt, ae_path, AUTOENCODER_ARCH, "train_autoencoder")
+        _check_arch(unet_ckpt, unet_path, UNET_ARCH, "train_diffusion")
+        extras = _unet_extras(unet_ckpt, unet_path)
+        ae = apply_checkpoint(ae_ckpt, source=str(ae_path)).eval()
+        net = apply_checkpoint(unet_ckpt, source=str(unet_path)).eval()
+        _check_pair(ae, net, extras, ae_path, unet_path)
+        # the betas of training: train_text_diffusion's DDPMScheduler uses the default linear_beta schedule
+        scheduler = DDIMScheduler(
+            num_train_timesteps=extras["num_train_timesteps"],
+            schedule=str(unet_ckpt.get("schedule", "linear_beta")),
+            prediction_type=extras["prediction_type"],
+            clip_sample=False,
+        )
+        sampler = cls(
+            net.text_encoder,
+            net,
+            ae.vae,
+            scheduler,
+            float(ae.scale_factor),
+            extras["latent_shape"],
+            device="cpu" if device is None else device,
+        )
+        sampler.image_size = extras["image_size"]
+        sampler.model_name = f"{model_name} ({ae_path.name}, {unet_path.name})"
+        sampler.checkpoints = {"autoencoder": str(ae_path.resolve()), "unet": str(unet_path.resolve())}
+        sampler.training = {
+            k: v for k, v in unet_ckpt.items() if k not in ("arch", "scale", "config", "state_dict")
+        }
+        return sampler
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def load_text_ldm(
+    models_dir: str | Path, device: str | torch.device | None = None
+) -> TextLatentDiffusionSampler:
+    """:meth:`TextLatentDiffusionSampler.from_checkpoints` on ``<models_dir>/autoencoder.pt`` and
+    ``<models_dir>/unet.pt`` (the ``cxr_text_ldm`` bundle's ``models/`` folder); ``device`` default the CPU."""
+    folder = Path(models_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"text LDM models folder {str(folder)!r} does not exist: it should hold {AUTOENCODER_FILE} and "
+            f"{UNET_FILE}, written by `medgen run {BUNDLE} train_autoencoder` then `... train_diffusion`"
+        )
+    return TextLatentDiffusionSampler.from_checkpoints(folder / AUTOENCODER_FILE, folder / UNET_FILE, device)
+
+
+def _check_arch(ckpt: Mapping[str, Any], path: Path, arch: str, workflow: str) -> None:
+    found = ckpt.get("arch")
+    if found != arch:
+        what = f"holds a {found!r} network" if found else "has no medgen architecture metadata"
+        raise ValueError(
+            f"checkpoint {str(path)!r} {what}, expected {arch!r}: pass the file that "
+            f"`medgen run {BUNDLE} {workflow}` writes ({AUTOENCODER_FILE} is the autoencoder, {UNET_FILE} the UNet)"
+        )
+
+
+def _unet_extras(ckpt: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The UNet checkpoint's sampling settings, checked; a missing or malformed one names the file and the fix."""
+    missing = [k for k in UNET_EXTRAS if k not in ckpt]
+    fix = f"retrain it with `medgen run {BUNDLE} train_diffusion` (which saves them)"
+    if missing:
+        raise ValueError(f"UNet checkpoint {str(path)!r} lacks the sampling settings {missing}: {fix}")
+    steps, kind, size, shape = (ckpt[k] for k in UNET_EXTRAS)
+    if not _is_int(steps) or steps < 1:
+        raise ValueError(
+            f"UNet checkpoint {str(path)!r}: num_train_timesteps={steps!r} is not a positive integer; {fix}"
+        )
+    if kind not in PREDICTION_TYPES:
+        raise ValueError(
+            f"UNet checkpoint {str(path)!r}: prediction_type={kind!r} is not one of {PREDICTION_TYPES}; {fix}"
+        )
+    if not _is_int(size) or size < 1:
+        raise ValueError(
+            f"UNet checkpoint {str(path)!r}: image_size={size!r} is not a positive integer; {fix}"
+        )
+    shape = list(shape) if isinstance(shape, (list, tuple)) else shape
+    if not isinstance(shape, list) or len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
+        raise ValueError(f"UNet checkpoint {str(path)!r}: latent_shape={shape!r} is not [C, h, w]; {fix}")
+    factor = ckpt.get("autoencoder_scale_factor")
+    real = isinstance(factor, numbers.Real) and not isinstance(factor, bool)
+    if factor is not None and (not real or not math.isfinite(factor) or factor <= 0):
+        raise ValueError(
+            f"UNet checkpoint {str(path)!r}: autoencoder_scale_factor={factor!r} is not a number > 0; {fix}"
+        )
+    return {
+        "num_train_timesteps": int(steps),
+        "prediction_type": kind,
+        "image_size": int(size),
+        "latent_shape": tuple(int(s) for s in shape),
+        "autoencoder_scale_factor": None if factor is None else float(factor),
+    }
+
+
+def _check_pair(
+    ae: nn.Module, unet: nn.Module, extras: Mapping[str, Any], ae_path: Path, unet_path: Path
+) -> None:
+    """The UNet was trained on this autoencoder's latents: channels, latent shape and scale factor agree."""
+    shape, size = extras["latent_shape"], extras["image_size"]
+    retrain = f"retrain the UNet on this autoencoder (`medgen run {BUNDLE} train_diffusion`)"
+    names = f"UNet {str(unet_path)!r} and autoencoder {str(ae_path)!r}"
+    if int(unet.latent_channels) != int(ae.latent_channels) or shape[0] != int(ae.latent_channels):
+        raise ValueError(
+            f"{names} disagree on latent channels (UNet {unet.latent_channels}, latent_shape {list(shape)}; "
+            f"autoencoder {ae.latent_channels}): a checkpoint of another latent shape; {retrain}"
+        )
+    try:
+        expected = tuple(ae.latent_shape(size))
+    except ValueError as exc:
+        raise ValueError(
+            f"{names}: image_size={size} of the UNet does not fit the autoencoder ({exc}); {retrain}"
+        ) from None
+    if tuple(shape) != expected:
+        raise ValueError(
+            f"{names}: the UNet was trained on latents {list(shape)} but the autoencoder makes {list(expected)} "
+            f"from {size} px images: a checkpoint of another latent shape; {retrain}"
+        )
+    factor, trained = float(ae.scale_factor), extras.get("autoencoder_scale_factor")
+    if not math.isfinite(factor) or factor <= 0:
+        raise ValueError(
+            f"autoencoder {str(ae_path)!r} has scale_factor={factor}: retrain it "
+            f"(`medgen run {BUNDLE} train_autoencoder`), then the UNet"
+        )
+    if trained is None:
+        logger.warning(
+            "UNet checkpoint %s has no autoencoder_scale_factor: cannot check that it was trained on the latents "
+            "of %s (scale_factor %.6g)", unet_path, ae_path, factor,
+        )  # fmt: skip
+    elif not math.isclose(factor, trained, rel_tol=1e-5):
+        raise ValueError(
+            f"{names}: the UNet was trained on latents scaled by {trained:.6g} but the autoencoder's scale_factor "
+            f"is {factor:.6g}: the autoencoder was retrained after the UNet; {retrain}"
+        )

@@ -3,6 +3,7 @@
 from medgen.transforms.io.array import LoadRadiograph, SaveRadiograph, detect_format, load_radiographs
 from medgen.transforms.io.dictionary import LoadRadiographd, SaveRadiographd
 from medgen.transforms.io.errors import RadiographLoadError
+from medgen.transforms.io.synthetic import read_synthetic_marks, write_synthetic_dicom, write_synthetic_png
 
 __all__ = [
     "LoadRadiograph",
@@ -12,4 +13,7 @@ __all__ = [
     "SaveRadiographd",
     "detect_format",
     "load_radiographs",
+    "read_synthetic_marks",
+    "write_synthetic_dicom",
+    "write_synthetic_png",
 ]

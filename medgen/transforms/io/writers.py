@@ -86,6 +86,7 @@ def write_png(
     bit_depth: int = 16,
     value_range: tuple[float, float] | None = None,
     pixel_spacing_mm: float | tuple[float, float] | None = None,
+    text: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a [0, 1] image as an 8- or 16-bit greyscale PNG.
 
@@ -94,15 +95,24 @@ def write_png(
         value_range: the levels that 0 and 1 map to (default 0 and ``2**bit_depth - 1``), e.g. (0, 4095) for
             12-bit data in a 16-bit PNG: the inverse of LoadRadiograph's ``intensity_range``.
         pixel_spacing_mm: (row, column) spacing, stored as DPI in the pHYs chunk; None writes none.
+        text: ``{keyword: value}`` text chunks (tEXt; iTXt for values outside Latin-1), e.g. ``Software``.
     """
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     if bit_depth not in (8, 16):
         raise ValueError(f"write_png({path}): bit_depth={bit_depth}; use 8 or 16")
     a = _check01(array01, path, "write_png")
+    info = None
+    if text:
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(str(key), str(value))  # PIL falls back to iTXt for non-Latin-1 values
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(_to_levels(a, bit_depth, value_range)).save(path, format="PNG", **_dpi(pixel_spacing_mm))
+    Image.fromarray(_to_levels(a, bit_depth, value_range)).save(
+        path, format="PNG", pnginfo=info, **_dpi(pixel_spacing_mm)
+    )
     return path
 
 
