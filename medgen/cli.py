@@ -237,7 +237,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     records = generate_to_files(
         sampler, prompts, args.out, n_per_prompt=args.n, steps=args.steps, guidance=args.guidance,
         seed=args.seed, eta=args.eta, batch_size=args.batch_size, formats=args.format, preset=args.preset,
-        progress=sys.stderr.isatty(),
+        progress=sys.stderr.isatty(), shorten_long_prompts=args.shorten_long_prompts,
     )  # fmt: skip
     files = sum(len(r["files"]) for r in records)
     print(f"medgen: wrote {files} file(s) for {len(records)} SYNTHETIC image(s) to {args.out}")
@@ -326,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance, >= 1 (default 7.5)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise in [0, 1] (default 0)")
     p.add_argument("--batch-size", type=int, default=8, help="images per UNet batch (default 8)")
+    p.add_argument(
+        "--shorten-long-prompts",
+        action="store_true",
+        help="keep the leading whole sentences of a report over the text encoder's token limit (default: refuse it)",
+    )
     p.add_argument(
         "--format",
         nargs="+",

@@ -133,3 +133,22 @@ def test_help_lists_generate_and_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["True", "False", "False"], out.stderr
+
+
+def test_a_prompt_over_the_token_limit_is_refused_unless_shortening_is_asked(tmp_path, bundle_root, capsys):
+    long = " ".join(["Moderate cardiomegaly."] * 200)  # far over any encoder's limit
+    argv = [
+        "generate",
+        long,
+        "--out",
+        str(tmp_path / "o"),
+        "--models-dir",
+        str(bundle_root / "models"),
+        *FAST,
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "over the text encoder's limit" in err and "--shorten-long-prompts" in err
+    assert not (tmp_path / "o").exists()  # refused before any image is made
+    assert main([*argv, "--shorten-long-prompts"]) == 0
+    assert read_synthetic_marks(tmp_path / "o" / "0_0.png")["prompt"] == long  # the asked prompt is recorded

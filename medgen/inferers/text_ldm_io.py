@@ -109,6 +109,23 @@ def _check_prompts(prompts: Sequence[str], n_per_prompt: int, batch_size: int) -
     return prompts
 
 
+def _check_token_limit(sampler: Any, prompts: Sequence[str], shorten: bool) -> None:
+    """A prompt over the text encoder's token limit is refused unless ``shorten`` (then its leading whole
+    sentences are kept, as in training; the encoder logs a warning)."""
+    encoder = getattr(sampler, "text_encoder", None)
+    if shorten or encoder is None or not hasattr(encoder, "count_tokens"):
+        return
+    limit = int(encoder.max_tokens)
+    for i, prompt in enumerate(prompts):
+        n = int(encoder.count_tokens(prompt))
+        if n > limit:
+            raise ValueError(
+                f"prompt {i} has {n} tokens, over the text encoder's limit of {limit} (max_tokens): shorten it, "
+                "or pass shorten_long_prompts=True (medgen generate --shorten-long-prompts) to keep its leading "
+                f"whole sentences, as training does. Prompt: {prompt[:80]!r}..."
+            )
+
+
 def generate_to_files(
     sampler: Any,
     prompts: Sequence[str],
@@ -122,6 +139,7 @@ def generate_to_files(
     formats: Sequence[str] = ("png",),
     preset: str | None = None,
     progress: bool = True,
+    shorten_long_prompts: bool = False,
 ) -> list[dict[str, Any]]:
     """Generate ``n_per_prompt`` images per prompt and write each as marked synthetic files.
 
@@ -141,6 +159,8 @@ def generate_to_files(
         formats: any of ``"png"`` (8-bit grey PNG) and ``"dicom"`` (12-bit DICOM).
         preset: an enhancement preset applied to the written pixels only (None: none).
         progress: a tqdm bar over the images (and the sampler's over DDIM steps).
+        shorten_long_prompts: a prompt over the encoder's ``max_tokens`` is refused (ValueError naming it)
+            unless True: then it keeps its leading whole sentences, as training does.
 
     Returns:
         One dict per image, in order: ``prompt_index``, ``sample_index``, ``prompt``, ``seed``, ``steps``,
@@ -155,6 +175,7 @@ def generate_to_files(
 
     formats, preset = _check_choices(formats, preset)
     prompts = _check_prompts(prompts, n_per_prompt, batch_size)
+    _check_token_limit(sampler, prompts, shorten_long_prompts)
     out = Path(out_dir)
     model = str(getattr(sampler, "model_name", type(sampler).__name__))
     p_width, s_width = len(str(len(prompts) - 1)), len(str(n_per_prompt - 1))

@@ -163,3 +163,22 @@ def test_indiana_reports_missing_images_and_projections_together(tmp_path):
     (root / "indiana_projections.csv").unlink()
     with pytest.raises(DataError, match="indiana_projections.csv"):
         read_indiana(root)
+
+
+def test_report_corpus_reads_the_reports_torchxrayvision_ships(tmp_path):
+    from readers_fixtures import TXV_DATA
+
+    from medgen.data.errors import DataError
+    from medgen.data.readers.indiana import report_corpus
+    from medgen.data.report_findings import parse_findings_batch
+
+    if not (TXV_DATA / "NLMCXR_reports.tgz").is_file():
+        pytest.skip("this torchxrayvision wheel has no NLMCXR_reports.tgz")
+    texts = report_corpus()
+    assert 3500 < len(texts) < 4200 and all(t.strip() for t in texts)
+    assert not any("XXXX" in t for t in texts)  # de-identification placeholders removed
+    found = parse_findings_batch(texts, ["Cardiomegaly", "Effusion"]).sum(axis=0)
+    assert found[0] > 100 and found[1] > 50  # a real prompt set states these findings
+    assert report_corpus(limit=5) == texts[:5]
+    with pytest.raises(DataError, match="does not exist"):
+        report_corpus(tmp_path / "nope.tgz")

@@ -88,3 +88,56 @@ def test_bad_input_is_named(phantom_images):
         cxr_ldm_autoencoder(channels=(6, 16), norm_num_groups=4)
     with pytest.raises(TypeError, match="unknown argument"):
         cxr_ldm_autoencoder(latent=3)
+
+
+def test_perceptual_term_is_added_on_images_in_unit_range():
+    from medgen.engines.autoencoder import autoencoder_loss
+
+    seen = []
+
+    def perceptual(a, b):  # records what it is given: images mapped back to [0, 1]
+        seen.append((float(a.min()), float(a.max()), float(b.min()), float(b.max())))
+        return (a - b).abs().mean() * 0 + 2.0
+
+    torch.manual_seed(0)
+    target = torch.rand(2, 1, 8, 8) * 2 - 1
+    recon = torch.rand(2, 1, 8, 8) * 2 - 1
+    mu, sigma = torch.zeros(2, 2, 4, 4), torch.ones(2, 2, 4, 4)
+    plain = autoencoder_loss(1e-6)((recon, mu, sigma), target)
+    with_term = autoencoder_loss(1e-6, perceptual, 0.25)((recon, mu, sigma), target)
+    assert float(with_term - plain) == pytest.approx(0.5)
+    lo_a, hi_a, lo_b, hi_b = seen[0]
+    assert 0 <= lo_a and hi_a <= 1 and 0 <= lo_b and hi_b <= 1
+
+
+def test_adversarial_option_trains_a_patch_discriminator_with_the_autoencoder():
+    import medgen.engines.autoencoder as engine
+    from medgen.engines.sr_gan import SRGANTrainer
+
+    made = {}
+    original = engine._adversarial_trainer
+
+    def spy(*args, **kwargs):
+        trainer = original(*args, **kwargs)
+        made["trainer"] = trainer
+        made["d_before"] = [p.detach().clone() for p in trainer.d_network.parameters()]
+        return trainer
+
+    engine._adversarial_trainer = spy
+    try:
+        torch.manual_seed(0)
+        x = torch.rand(8, 1, 32, 32)
+        ae = cxr_ldm_autoencoder(channels=(8, 16), latent_channels=2, num_res_blocks=1, norm_num_groups=8)
+        before = [p.detach().clone() for p in ae.parameters()]
+        ae = engine.train_latent_autoencoder(
+            ae, x, epochs=1, batch_size=4, progress=False, adversarial_weight=0.1,
+            discriminator_kwargs={"num_layers_d": 2},
+        )  # fmt: skip
+    finally:
+        engine._adversarial_trainer = original
+    trainer = made["trainer"]
+    assert isinstance(trainer, SRGANTrainer)
+    assert trainer.state.iteration == 2 and "d_loss" in trainer.state.output
+    assert any(not torch.equal(a, b) for a, b in zip(made["d_before"], trainer.d_network.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, ae.parameters()))
+    assert float(ae.scale_factor) > 0 and not ae.training

