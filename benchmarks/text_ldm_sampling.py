@@ -22,7 +22,7 @@ For :class:`medgen.inferers.text_ldm.TextLatentDiffusionSampler` (issue 13), on 
 Models: ``--models-dir DIR`` loads trained ``DIR/autoencoder.pt`` and ``DIR/unet.pt``
 (:func:`medgen.inferers.text_ldm.load_text_ldm`). Without it the networks are randomly initialised at the
 bundle's sizes, read when the script runs from ``bundles/cxr_text_ldm/configs/train_autoencoder.yaml`` with
-the ``--config`` overlay on top (``quick.yaml`` by default, ``smoke.yaml``; ``full``: no overlay). Random
+the ``--config`` overlay on top (``quick.yaml`` by default, ``smoke.yaml``, ``full.yaml``). Random
 weights time the same as trained ones: the FLOPs do not depend on the weights. Prompts: the first 8 distinct
 phantom reports (``--prompts-file``: one prompt a line). Each timing is one run after ``--warmup`` short
 (2-step) runs of both modes; the 1-minute load average is printed before and after (timings on a shared CPU
@@ -46,7 +46,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "cxr_text_ldm" / "configs"
-OVERLAYS = {"quick": "quick.yaml", "smoke": "smoke.yaml", "full": None}
+OVERLAYS = {"quick": "quick.yaml", "smoke": "smoke.yaml", "full": "full.yaml"}
 MODEL_KEYS = (
     "image_size",
     "autoencoder_kwargs",

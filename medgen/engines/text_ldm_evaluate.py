@@ -98,15 +98,15 @@ def train_consistency_classifier(
 
     size = int(images.shape[-1])
     config = {"labels": list(label_names), "img_size": size, **dict(kwargs or {})}
+    model = medgen.create_network("vit_phantom_small", **config)
     if path is not None and Path(path).is_file():
         ckpt = read_checkpoint(path)
-        if ckpt.get("config", {}).get("img_size") == size and list(ckpt.get("labels", [])) == list(
-            label_names
-        ):
+        if ckpt.get("classifier_config") == {k: v for k, v in config.items() if k != "labels"} and list(
+            ckpt.get("labels", [])
+        ) == list(label_names):
             logger.info("text LDM evaluation: consistency classifier loaded from %s", path)
-            return load_checkpoint(path).to(device).eval()
-        logger.info("text LDM evaluation: %s is for another size or label list; retraining", path)
-    model = medgen.create_network("vit_phantom_small", **config)
+            return load_checkpoint(path, model).to(device).eval()
+        logger.info("text LDM evaluation: %s is for another size, settings or label list; retraining", path)
     logger.info(
         "text LDM evaluation: training the consistency classifier (vit_phantom_small, %d px, %d epochs) on %d "
         "real training images, from scratch",
@@ -116,7 +116,8 @@ def train_consistency_classifier(
     )
     model = train_classifier(model, images, labels, epochs=epochs, seed=seed, device=device)
     if path is not None:
-        save_checkpoint(path, model, labels=list(label_names))
+        save_checkpoint(path, model, labels=list(label_names),
+                        classifier_config={k: v for k, v in config.items() if k != "labels"})  # fmt: skip
     return model.eval()
 
 
@@ -135,7 +136,10 @@ def _gen_metrics(feats_gen, feats_real, kid_subsets, seed) -> dict[str, Any]:
     ):  # no covariance, no unbiased MMD: say so, do not fake a number
         return {"fid": None, "kid_mean": None, "kid_std": None, "kid_subset_size": None,
                 "note": "fewer than 2 images in a set"}  # fmt: skip
-    kid = kernel_inception_distance(feats_real, feats_gen, subsets=kid_subsets, seed=seed)
+    # subsets of half the smaller set: with every image in each subset (the usual min(N, 1000) at N < 1000) all
+    # subsets would be the same and the std 0
+    size = max(2, min(len(feats_gen), len(feats_real)) // 2)
+    kid = kernel_inception_distance(feats_real, feats_gen, subsets=kid_subsets, subset_size=size, seed=seed)
     return {"fid": round(float(frechet_distance(feats_real, feats_gen)), 4), "kid_mean": kid["mean"],
             "kid_std": kid["std"], "kid_subset_size": kid["subset_size"]}  # fmt: skip
 
@@ -247,6 +251,7 @@ def evaluate_text_ldm(
         "samples_per_finding": _finding_grid(sampler, test_data, names, steps, guidance, seed, out),
         "guidance_sweep": _sweep_figure(sweep, images_at, prompts, out),
         "memorisation_pairs": _pairs_figure(gen_main, train_data["images"], d_gen, i_gen, prompts, out),
+        "memorisation_distances": _distance_figure(d_gen, d_real, guidance, out),
     }
     report = {
         "protocol": {
@@ -266,6 +271,7 @@ def evaluate_text_ldm(
             "fid_note": "FID is biased upwards at small sample counts; compare only with the real-vs-real floor "
             "at the same count. The classifier-feature FID is a proxy, not comparable with published FIDs.",
             "kid_subsets": int(kid_subsets),
+            "kid_subset_size": "half the smaller set, drawn without replacement per subset",
             "data": data_info or {},
         },
         "classifier_real_auroc": real_auroc,
@@ -415,6 +421,27 @@ def _sweep_figure(sweep, images_at, prompts, out: Path) -> str:
     fig.suptitle(f"same prompt and seed: {prompts[0][:90]}...", fontsize=7)
     fig.tight_layout()
     path = out / "figures" / "guidance_sweep.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def _distance_figure(d_gen, d_real, guidance, out: Path) -> str:
+    from medgen.visualize.pyplot import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    hi = float(max(np.max(d_gen), np.max(d_real)))
+    bins = np.linspace(0.0, hi * 1.05 + 1e-12, 30)
+    ax.hist(d_real, bins=bins, alpha=0.6, density=True, label=f"held-out real -> training (n={len(d_real)})")
+    ax.hist(d_gen, bins=bins, alpha=0.6, density=True, label=f"generated -> training (n={len(d_gen)})")
+    ax.axvline(float(np.percentile(d_real, 5)), color="k", lw=0.8, ls=":", label="held-out 5th percentile")
+    ax.set_xlabel("cosine distance to the nearest training image (classifier features)")
+    ax.set_ylabel("density")
+    ax.set_title(f"memorisation check (guidance {guidance:g})", fontsize=8)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = out / "figures" / "memorisation_distances.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)

@@ -101,15 +101,22 @@ class TrainingCheckpoint:
         self._checkpoint: Any = None
 
     def attach(self, engine: Any) -> None:
+        import torch.distributed as dist
         from ignite.engine import Events
         from ignite.handlers import Checkpoint, DiskSaver
 
         to_save = {**self.save_dict, "trainer": engine}
+        distributed = dist.is_available() and dist.is_initialized()
+        if distributed:
+            # Ignite's DiskSaver (built below on rank 0 only) sets up Ignite's distributed model on first use,
+            # which creates process groups: a collective. Done here on every rank, or rank 0 waits for ranks
+            # already inside DDP's all-reduce (a deadlock when nothing else synced Ignite before).
+            import ignite.distributed as idist
+
+            idist.sync()
         save = self.save
         if save is None:
-            import torch.distributed as dist
-
-            save = not (dist.is_available() and dist.is_initialized() and dist.get_rank() > 0)
+            save = not (distributed and dist.get_rank() > 0)
         if save and self._checkpoint is None:
             self._checkpoint = Checkpoint(
                 to_save,
