@@ -105,7 +105,6 @@ def phantom_prompts(n: int = N_PROMPTS, seed: int = 0, limit: int = 500) -> list
 
 def random_sampler(settings: dict[str, Any], reports: list[str], device: torch.device):
     """The sampler on randomly initialised networks at the configured sizes; returns (sampler, image_size)."""
-    from monai.networks.schedulers import DDIMScheduler
 
     import medgen
     from medgen.engines.text_ldm_data import text_encoder_spec
@@ -122,18 +121,12 @@ def random_sampler(settings: dict[str, Any], reports: list[str], device: torch.d
         latent_channels=ae.latent_channels,
         **(settings["unet_kwargs"] or {}),
     )
-    scheduler = DDIMScheduler(
-        num_train_timesteps=int(settings["num_train_timesteps"]),
-        prediction_type=settings["prediction_type"],
-        clip_sample=False,
-    )
-    sampler = TextLatentDiffusionSampler(
-        unet.text_encoder,
+    sampler = TextLatentDiffusionSampler.from_networks(
+        ae,
         unet,
-        ae.vae,
-        scheduler,
-        float(ae.scale_factor),
-        ae.latent_shape(size),
+        int(settings["num_train_timesteps"]),
+        settings["prediction_type"],
+        image_size=size,
         device=device,
     )
     return sampler, size

@@ -180,7 +180,7 @@ def train_latent_autoencoder(
         )
     loss = autoencoder_loss(kl_weight, perceptual, perceptual_weight)
     if adversarial_weight:
-        trainer = _adversarial_trainer(model, loader, opt, loss, kl_weight, adversarial_weight, discriminator_kwargs,
+        trainer = _adversarial_trainer(model, loader, opt, loss, adversarial_weight, discriminator_kwargs,
                                        epochs, lr, device)  # fmt: skip
     else:
         trainer = SupervisedTrainer(
@@ -208,7 +208,7 @@ def train_latent_autoencoder(
     return model
 
 
-def _adversarial_trainer(model, loader, opt, loss, kl_weight, weight, d_kwargs, epochs, lr, device) -> Any:
+def _adversarial_trainer(model, loader, opt, loss, weight, d_kwargs, epochs, lr, device) -> Any:
     """SRGANTrainer with the autoencoder as generator: pixel term = the L1 + KL (+ perceptual) loss on the
     reconstruction, plus ``weight`` x the generator's GAN loss against a patch discriminator."""
     from monai.networks.nets import PatchDiscriminator

@@ -160,8 +160,6 @@ class SampleGridHandler:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Any) -> None:
-        from monai.networks.schedulers import DDIMScheduler
-
         from medgen.inferers.text_ldm import TextLatentDiffusionSampler
         from medgen.visualize.pyplot import pyplot
 
@@ -170,13 +168,12 @@ class SampleGridHandler:
         if path in self.written:
             return
         model = getattr(self.model, "module", self.model)
-        ddim = DDIMScheduler(num_train_timesteps=self.scheduler.num_train_timesteps,
-                             prediction_type=self.scheduler.prediction_type, clip_sample=False)  # fmt: skip
         device = next(model.parameters()).device
-        sampler = TextLatentDiffusionSampler(model.text_encoder, model, self.autoencoder.vae, ddim,
-                                             float(self.autoencoder.scale_factor), self.latent_shape, device=device)  # fmt: skip
+        sampler = TextLatentDiffusionSampler.from_networks(
+            self.autoencoder, model, self.scheduler.num_train_timesteps, self.scheduler.prediction_type,
+            latent_shape=self.latent_shape, device=device,
+        )  # fmt: skip
         images = sampler.generate(self.prompts, steps=self.steps, guidance=self.guidance, seed=self.seed)
-        model.train()
         plt = pyplot()
         n = len(self.prompts)
         fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.9), squeeze=False)

@@ -205,7 +205,7 @@ def evaluate_text_ldm(
     feats_train = {k: f(train_data["images"]) for k, f in extractors.items()}
     floor = {k: _gen_metrics(feats_train[k], feats_real[k], kid_subsets, seed) for k in extractors}
 
-    sweep, images_at = [], {}
+    sweep, images_at, feats_at = [], {}, {}
     for g in dict.fromkeys([*guidance_sweep, guidance]):
         t = time.perf_counter()
         gen = sampler.generate(prompts, steps=steps, guidance=float(g), seed=seed, batch_size=batch_size,
@@ -213,12 +213,13 @@ def evaluate_text_ldm(
         timings[f"generate_g{g:g}"] = time.perf_counter() - t
         images_at[float(g)] = gen
         probs = predict_probabilities(clf, gen).numpy()
+        feats = feats_at[float(g)] = {
+            k: f(gen) for k, f in extractors.items()
+        }  # reused by the memorisation check
         row = {
             "guidance": float(g),
             "consistency_auroc": _auroc(y_prompt, probs, names),
-            "metrics": {
-                k: _gen_metrics(f(gen), feats_real[k], kid_subsets, seed) for k, f in extractors.items()
-            },
+            "metrics": {k: _gen_metrics(v, feats_real[k], kid_subsets, seed) for k, v in feats.items()},
             "seconds_per_image": timings[f"generate_g{g:g}"] / n,
         }
         sweep.append(row)
@@ -242,15 +243,16 @@ def evaluate_text_ldm(
 
     key = next(iter(extractors))
     gen_main = images_at[float(guidance)]
-    f_gen = extractors[key](gen_main)
-    d_gen, i_gen = nearest_neighbour_distances(f_gen, feats_train[key], metric="cosine")
+    d_gen, i_gen = nearest_neighbour_distances(
+        feats_at[float(guidance)][key], feats_train[key], metric="cosine"
+    )
     d_real, _ = nearest_neighbour_distances(feats_real[key], feats_train[key], metric="cosine")
     memorisation = {"extractor": key, **memorisation_summary(d_gen, d_real)}
 
     figures = {
         "samples_per_finding": _finding_grid(sampler, test_data, names, steps, guidance, seed, out),
         "guidance_sweep": _sweep_figure(sweep, images_at, prompts, out),
-        "memorisation_pairs": _pairs_figure(gen_main, train_data["images"], d_gen, i_gen, prompts, out),
+        "memorisation_pairs": _pairs_figure(gen_main, train_data["images"], d_gen, i_gen, out),
         "memorisation_distances": _distance_figure(d_gen, d_real, guidance, out),
     }
     report = {
@@ -447,7 +449,7 @@ def _distance_figure(d_gen, d_real, guidance, out: Path) -> str:
     return str(path)
 
 
-def _pairs_figure(gen, train_images, dist, idx, prompts, out: Path, k: int = 6) -> str:
+def _pairs_figure(gen, train_images, dist, idx, out: Path, k: int = 6) -> str:
     from medgen.visualize.pyplot import pyplot
 
     plt = pyplot()

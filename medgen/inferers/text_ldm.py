@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "PREDICTION_TYPES",
     "TextLatentDiffusionSampler",
+    "check_prompts",
     "ddim_step",
     "guided_ddim_sample",
     "load_text_ldm",
@@ -271,6 +272,28 @@ def guided_ddim_sample(
     return latents
 
 
+def check_prompts(prompts: Sequence[str], n_per_prompt: int = 1, batch_size: int = 1) -> list[str]:
+    """The prompt list every generation path accepts: a list of non-blank strings, counts >= 1."""
+    if isinstance(prompts, str):
+        raise TypeError(
+            f"generation takes a list of prompts, not one string: a list of report texts; pass [{prompts[:40]!r}...] "
+            "for one prompt"
+        )
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts: give at least one report text")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(
+                f"prompt {i} is empty ({prompt!r}): give report text (the unconditional branch is "
+                "encoder.null_states, never an empty prompt)"
+            )
+    for name, value in (("n_per_prompt", n_per_prompt), ("batch_size", batch_size)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+    return prompts
+
+
 class TextLatentDiffusionSampler:
     """Report texts -> images in [0, 1]: text encoder, guided DDIM in latent space, ``AutoencoderKL`` decoder.
 
@@ -332,22 +355,38 @@ class TextLatentDiffusionSampler:
         self.unet, self.autoencoder = unet.to(self.device), autoencoder.to(self.device)
         self.scale_factor, self.data_range = float(scale_factor), (low, high)
 
+    @classmethod
+    def from_networks(
+        cls,
+        autoencoder: nn.Module,
+        unet: nn.Module,
+        num_train_timesteps: int,
+        prediction_type: str,
+        schedule: str = "linear_beta",
+        device: str | torch.device | None = None,
+        latent_shape: Sequence[int] | None = None,
+        image_size: int | None = None,
+    ) -> TextLatentDiffusionSampler:
+        """A sampler over a :class:`~medgen.networks.nets.latent_autoencoder.LatentAutoencoder` and a
+        :class:`~medgen.networks.nets.text_ldm.TextConditionedUNet`, with the DDIM of the training schedule
+        (MONAI's default linear betas, as ``train_text_diffusion``'s ``DDPMScheduler``) and ``clip_sample=False``;
+        ``latent_shape`` or ``image_size`` gives the latent size."""
+        if latent_shape is None:
+            if image_size is None:
+                raise ValueError("from_networks: give latent_shape or image_size")
+            latent_shape = autoencoder.latent_shape(int(image_size))
+        scheduler = DDIMScheduler(
+            num_train_timesteps=int(num_train_timesteps),
+            schedule=schedule,
+            prediction_type=prediction_type,
+            clip_sample=False,
+        )
+        return cls(unet.text_encoder, unet, autoencoder.vae, scheduler, float(autoencoder.scale_factor),
+                   latent_shape, device=device)  # fmt: skip
+
     def _plan(self, prompts, n_per_prompt, seed, batch_size) -> list[tuple[list[str], list[int]]]:
         """Validate; ``[(prompts of a batch, seeds of the batch), ...]``, image i seeded ``seed + i``."""
-        if isinstance(prompts, str):
-            raise TypeError(f"generate() takes a list of prompts; pass [{prompts[:40]!r}...] for one prompt")
-        prompts = list(prompts)
-        if not prompts:
-            raise ValueError("`prompts` is empty: give at least one report text")
-        for i, prompt in enumerate(prompts):
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise ValueError(
-                    f"prompt {i} is empty ({prompt!r}): give report text (the unconditional branch is "
-                    "encoder.null_states, never an empty prompt)"
-                )
-        for name, value in (("n_per_prompt", n_per_prompt), ("batch_size", batch_size)):
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+        prompts = check_prompts(prompts, n_per_prompt, batch_size)
         if not _is_int(seed):
             raise ValueError(f"`seed` must be an integer (image i is seeded seed + i), got {seed!r}")
         images = [p for p in prompts for _ in range(int(n_per_prompt))]
@@ -467,21 +506,14 @@ class TextLatentDiffusionSampler:
         ae = apply_checkpoint(ae_ckpt, source=str(ae_path)).eval()
         net = apply_checkpoint(unet_ckpt, source=str(unet_path)).eval()
         _check_pair(ae, net, extras, ae_path, unet_path)
-        # the betas of training: train_text_diffusion's DDPMScheduler uses the default linear_beta schedule
-        scheduler = DDIMScheduler(
-            num_train_timesteps=extras["num_train_timesteps"],
-            schedule=str(unet_ckpt.get("schedule", "linear_beta")),
-            prediction_type=extras["prediction_type"],
-            clip_sample=False,
-        )
-        sampler = cls(
-            net.text_encoder,
+        sampler = cls.from_networks(
+            ae,
             net,
-            ae.vae,
-            scheduler,
-            float(ae.scale_factor),
-            extras["latent_shape"],
+            extras["num_train_timesteps"],
+            extras["prediction_type"],
+            schedule=str(unet_ckpt.get("schedule", "linear_beta")),
             device="cpu" if device is None else device,
+            latent_shape=extras["latent_shape"],
         )
         sampler.image_size = extras["image_size"]
         sampler.model_name = f"{model_name} ({ae_path.name}, {unet_path.name})"

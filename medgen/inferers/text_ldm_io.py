@@ -21,6 +21,8 @@ from typing import Any
 
 from monai.utils import optional_import
 
+from medgen.inferers.text_ldm import check_prompts
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["FORMATS", "generate_to_files", "read_prompts"]
@@ -94,21 +96,6 @@ def _check_choices(formats: Sequence[str], preset: str | None) -> tuple[list[str
     return formats, preset
 
 
-def _check_prompts(prompts: Sequence[str], n_per_prompt: int, batch_size: int) -> list[str]:
-    if isinstance(prompts, str):
-        raise TypeError(f"prompts must be a list of report texts; pass [{prompts[:40]!r}...] for one prompt")
-    prompts = list(prompts)
-    if not prompts:
-        raise ValueError("no prompts: give at least one report text")
-    for i, prompt in enumerate(prompts):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"prompt {i} is empty ({prompt!r}): give report text")
-    for name, value in (("n_per_prompt", n_per_prompt), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
-    return prompts
-
-
 def _check_token_limit(sampler: Any, prompts: Sequence[str], shorten: bool) -> None:
     """A prompt over the text encoder's token limit is refused unless ``shorten`` (then its leading whole
     sentences are kept, as in training; the encoder logs a warning)."""
@@ -174,7 +161,7 @@ def generate_to_files(
     from medgen.transforms.io.synthetic import write_synthetic_dicom, write_synthetic_png
 
     formats, preset = _check_choices(formats, preset)
-    prompts = _check_prompts(prompts, n_per_prompt, batch_size)
+    prompts = check_prompts(prompts, n_per_prompt, batch_size)
     _check_token_limit(sampler, prompts, shorten_long_prompts)
     out = Path(out_dir)
     model = str(getattr(sampler, "model_name", type(sampler).__name__))
